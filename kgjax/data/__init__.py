@@ -1,0 +1,1 @@
+"""Host-side data: datasets, vocabularies, filter indices. Never imports jax.numpy."""

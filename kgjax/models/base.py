@@ -1,0 +1,161 @@
+"""The shape every knowledge-graph embedding model shares.
+
+A KGE model here is a frozen dataclass of static settings plus pure functions over a
+parameter pytree `{"entity": [V, De], "relation": [R, Dr]}`. Every score is written as a
+*query* matched against *candidates*:
+
+  tail prediction:  score(h, r, t) = match(tail_query(h, r), t)
+  head prediction:  score(h, r, t) = match(head_query(r, t), h)
+
+so training negatives, filtered ranking against all entities and single-triple scoring all
+run through one `match`, the only place a faster kernel needs to go.
+
+Shapes: B batch, K negatives, V entities, R relations, D embedding width.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class KGEModel(abc.ABC):
+    """Base class: subclasses set the widths and define the query and match functions.
+
+    Attributes:
+      num_entities: V.
+      num_relations: R.
+      dim: the embedding size in the paper's sense (complex dimensions for complex models).
+      gamma: the margin of distance models; with the RotatE reference it also sets the
+        initialisation range (gamma + 2) / dim for every model.
+      entity_chunk_size: candidates scored per block in `score_t`/`score_h` for distance
+        models, bounding the [B, chunk, D] intermediate.
+    """
+
+    num_entities: int
+    num_relations: int
+    dim: int = 100
+    gamma: float = 12.0
+    entity_chunk_size: int = 4096
+
+    name = "base"
+    # Whether entity (relation) vectors hold [re | im] halves of complex numbers.
+    complex_entities = False
+    complex_relations = False
+
+    def __post_init__(self):
+        for field in ("num_entities", "num_relations", "dim"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{self.name}: {field} must be positive, got {getattr(self, field)}")
+
+    @property
+    def entity_width(self) -> int:
+        return 2 * self.dim if self.complex_entities else self.dim
+
+    @property
+    def relation_width(self) -> int:
+        return 2 * self.dim if self.complex_relations else self.dim
+
+    @property
+    def embedding_range(self) -> float:
+        # RotatE reference: epsilon = 2.0, range = (gamma + epsilon) / hidden_dim.
+        return (self.gamma + 2.0) / self.dim
+
+    def init(self, rng: jax.Array) -> Params:
+        """Uniform(-range, range) tables, as the RotatE reference initialises them."""
+        entity_key, relation_key = jax.random.split(rng)
+        bound = self.embedding_range
+        return {
+            "entity": jax.random.uniform(
+                entity_key, (self.num_entities, self.entity_width), jnp.float32, -bound, bound
+            ),
+            "relation": jax.random.uniform(
+                relation_key,
+                (self.num_relations, self.relation_width),
+                jnp.float32,
+                -bound,
+                bound,
+            ),
+        }
+
+    # --- the three functions a model defines -------------------------------------------
+
+    @abc.abstractmethod
+    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
+        """[..., De], [..., Dr] -> [..., De]: what a true tail should match."""
+
+    @abc.abstractmethod
+    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
+        """[..., Dr], [..., De] -> [..., De]: what a true head should match."""
+
+    @abc.abstractmethod
+    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
+        """Scores broadcastable [..., De] queries against [..., De] candidates -> [...]."""
+
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        """Scores every query against every candidate: [B, De], [V, De] -> [B, V].
+
+        The default blocks the candidates so a distance model never holds [B, V, De].
+        """
+        num = candidates.shape[0]
+        chunk = min(self.entity_chunk_size, num)
+        pad = (-num) % chunk
+        blocks = jnp.pad(candidates, ((0, pad), (0, 0))).reshape(-1, chunk, candidates.shape[1])
+        scores = jax.lax.map(lambda block: self.match(query[:, None, :], block[None]), blocks)
+        return jnp.moveaxis(scores, 0, 1).reshape(query.shape[0], -1)[:, :num]
+
+    # --- the public API, in the names KGE users know ---------------------------------------
+
+    def score_hrt(self, params: Params, h: jax.Array, r: jax.Array, t: jax.Array) -> jax.Array:
+        """Scores triples given as broadcastable int arrays of ids, e.g. [B] -> [B]."""
+        entity, relation = params["entity"], params["relation"]
+        return self.match(self.tail_query(entity[h], relation[r]), entity[t])
+
+    def score_t(self, params: Params, h: jax.Array, r: jax.Array) -> jax.Array:
+        """Scores every entity as the tail of (h, r): [B], [B] -> [B, V]."""
+        entity, relation = params["entity"], params["relation"]
+        return self.match_all(self.tail_query(entity[h], relation[r]), entity)
+
+    def score_h(self, params: Params, r: jax.Array, t: jax.Array) -> jax.Array:
+        """Scores every entity as the head of (r, t): [B], [B] -> [B, V]."""
+        entity, relation = params["entity"], params["relation"]
+        return self.match_all(self.head_query(relation[r], entity[t]), entity)
+
+    def embeddings(self, params: Params) -> dict[str, np.ndarray]:
+        """The tables in their mathematical form, as NumPy (complex halves joined)."""
+        out = {}
+        for key, is_complex in (
+            ("entity", self.complex_entities),
+            ("relation", self.complex_relations),
+        ):
+            table = np.asarray(params[key], np.float32)
+            out[key] = _to_complex(table) if is_complex else table
+        return out
+
+    def hparams(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _to_complex(table: np.ndarray) -> np.ndarray:
+    re, im = np.split(table, 2, axis=-1)
+    return (re + 1j * im).astype(np.complex64)
+
+
+def split_complex(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[..., 2D] -> ([..., D], [..., D]) real and imaginary halves (the reference layout)."""
+    return jnp.split(x, 2, axis=-1)
+
+
+def modulus(re: jax.Array, im: jax.Array) -> jax.Array:
+    """|re + i im| with a zero (not NaN) gradient at 0, matching torch's norm subgradient."""
+    squared = re * re + im * im
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)

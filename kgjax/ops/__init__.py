@@ -1,0 +1,1 @@
+"""Pure, jit-safe functions with shape contracts: samplers, ranking, index lookups."""
