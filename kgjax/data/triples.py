@@ -22,6 +22,13 @@ class DataError(ValueError):
     """A dataset file or folder that cannot be used, with the file (and line) named."""
 
 
+class UnknownNameError(KeyError):
+    """An entity or relation name that is not in the vocabulary (close matches listed)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def parse_triples(lines: Iterable[str], source: str) -> list[tuple[str, str, str]]:
     """Parses tab-separated `head<TAB>relation<TAB>tail` lines.
 
@@ -87,7 +94,11 @@ class Vocabulary:
         return len(self.names)
 
     def id(self, name: str, kind: str = "name") -> int:
-        """Returns the id of `name`; unknown names raise KeyError with close matches."""
+        """Returns the id of `name`.
+
+        Raises:
+          UnknownNameError: `name` is not in the vocabulary; the message lists close matches.
+        """
         try:
             return self.index[name]
         except KeyError:
@@ -95,7 +106,7 @@ class Vocabulary:
 
             close = difflib.get_close_matches(name, self.names, n=5, cutoff=0.6)
             hint = f"; close matches: {', '.join(close)}" if close else ""
-            raise KeyError(f"unknown {kind} {name!r}{hint}") from None
+            raise UnknownNameError(f"unknown {kind} {name!r}{hint}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +210,11 @@ def build_dataset(
         rows = np.empty((len(raw_splits[split]), 3), np.int32)
         for i, (h, r, t) in enumerate(raw_splits[split]):
             for column, (table, value, kind) in enumerate(
-                ((entity_ids, h, "entity"), (relation_ids, r, "relation"), (entity_ids, t, "entity"))
+                (
+                    (entity_ids, h, "entity"),
+                    (relation_ids, r, "relation"),
+                    (entity_ids, t, "entity"),
+                )
             ):
                 found = table.get(value)
                 if found is None:

@@ -1,0 +1,133 @@
+"""The `kgjax` command: argument parsing and dispatch only; the work is in the library.
+
+kgjax train    --config=configs/rotate.py:umls --workdir=runs/x [--config.optimizer.lr=1e-3]
+kgjax evaluate --workdir=runs/x
+kgjax predict  --workdir=runs/x --head=NAME --relation=NAME [--top_k=10]
+kgjax predict  --workdir=runs/x --tail=NAME --relation=NAME
+kgjax export   --workdir=runs/x --out=embeddings.npz
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import flags, logging
+from ml_collections import config_flags
+
+from kgjax import runs
+from kgjax.config import ConfigError
+from kgjax.data.triples import DataError, UnknownNameError
+from kgjax.runs import RunError
+from kgjax.train.loop import TrainingDiverged, train
+
+USAGE = __doc__.split("\n\n", 1)[1]
+COMMANDS = ("train", "evaluate", "predict", "export")
+
+
+def _define_flags(command: str, argv: list[str]) -> flags.FlagValues:
+    fv = flags.FlagValues()
+    flags.DEFINE_string("workdir", None, "The run's working directory.", flag_values=fv)
+    if command == "train":
+        config_flags.DEFINE_config_file(
+            "config",
+            None,
+            "Config file and argument, e.g. configs/rotate.py:umls.",
+            flag_values=fv,
+            lock_config=True,
+            sys_argv=argv,
+        )
+        flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=fv)
+    elif command == "predict":
+        flags.DEFINE_string("head", None, "Head entity name: predict tails.", flag_values=fv)
+        flags.DEFINE_string("tail", None, "Tail entity name: predict heads.", flag_values=fv)
+        flags.DEFINE_string("relation", None, "Relation name.", flag_values=fv)
+        flags.DEFINE_integer("top_k", 10, "How many predictions to print.", flag_values=fv)
+    elif command == "export":
+        flags.DEFINE_string("out", None, "The .npz file to write.", flag_values=fv)
+    return fv
+
+
+def _required(fv: flags.FlagValues, *names: str) -> None:
+    missing = [f"--{name}" for name in names if getattr(fv, name) is None]
+    if missing:
+        raise flags.Error(f"missing {', '.join(missing)}")
+
+
+def _print_metrics(results: dict) -> None:
+    for split in ("valid", "test"):
+        if split in results:
+            both = results[split]["both"]
+            print(
+                f"{split:5s} (filtered, realistic ranks, both sides): MRR {both['mrr']:.4f}  "
+                f"MR {both['mr']:.2f}  Hits@1 {both['hits@1']:.4f}  Hits@3 {both['hits@3']:.4f}  "
+                f"Hits@10 {both['hits@10']:.4f}"
+            )
+
+
+def run(command: str, fv: flags.FlagValues) -> int:
+
+    _required(fv, "workdir")
+    if command == "train":
+        if fv.config is None:
+            raise flags.Error("missing --config (e.g. --config=configs/rotate.py:umls)")
+        results = train(fv.config, fv.workdir, progress=fv.progress)
+        _print_metrics(results)
+        print(
+            f"steps/s {results['steps_per_second'] or 0:.1f}; results in {fv.workdir}/results.json"
+        )
+    elif command == "evaluate":
+        results = runs.evaluate_run(fv.workdir)
+        print(f"checkpoint at step {results['step']}")
+        _print_metrics(results)
+    elif command == "predict":
+        _required(fv, "relation")
+        if (fv.head is None) == (fv.tail is None):
+            raise flags.Error("give exactly one of --head (predict tails) or --tail (heads)")
+        ranked = runs.predict(fv.workdir, fv.relation, fv.head, fv.tail, fv.top_k)
+        asked = f"({fv.head}, {fv.relation}, ?)" if fv.head else f"(?, {fv.relation}, {fv.tail})"
+        print(f"top {len(ranked)} for {asked}:")
+        for rank, (name, score) in enumerate(ranked, start=1):
+            print(f"{rank:4d}  {score:12.4f}  {name}")
+    elif command == "export":
+        _required(fv, "out")
+        written = runs.export(fv.workdir, fv.out)
+        print(json.dumps({"out": fv.out, "arrays": {k: list(v) for k, v in written.items()}}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if len(argv) >= 2 else 2
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"kgjax: unknown command {command!r}; one of {', '.join(COMMANDS)}\n\n{USAGE}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    flag_argv = [f"kgjax {command}", *argv[2:]]
+    # Orbax and JAX log every checkpoint step at INFO; the progress bar says what matters.
+    logging.set_verbosity(logging.WARNING)
+    try:
+        fv = _define_flags(command, flag_argv)
+        try:
+            fv(flag_argv)
+        except (AttributeError, KeyError) as e:
+            # A misspelt --config.* override; ml_collections suggests the closest key.
+            detail = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+            raise flags.Error(f"unknown config key in the overrides: {detail}") from None
+        return run(command, fv)
+    except flags.Error as e:
+        print(f"kgjax {command}: error: {e}", file=sys.stderr)
+        return 2
+    except (ConfigError, DataError, UnknownNameError) as e:
+        print(f"kgjax {command}: error: {e}", file=sys.stderr)
+        return 2
+    except (TrainingDiverged, RunError) as e:
+        print(f"kgjax {command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The training configuration: its schema, defaults, validation and round trip to disk.
+
+Configs under `configs/` call `kge_config(...)` with their reference hyper-parameters, so
+every training config has the same keys in the same order (seed, data, model, optimizer,
+loss, negatives, loop cadences, evaluation, checkpoint) and is locked: a misspelt key is
+an error, both on the command line and in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import ml_collections
+
+from kgjax.models import MODELS
+
+SAMPLERS = ("uniform", "self_adversarial")
+OPTIMIZERS = ("adam", "adagrad")
+SCHEDULES = ("constant", "step", "cosine")
+REGULARIZERS = ("none", "l3", "n3")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used, with the key named."""
+
+
+def kge_config(
+    *,
+    command: str,
+    model: str,
+    dataset: str,
+    dim: int,
+    gamma: float,
+    batch_size: int,
+    num_negatives: int,
+    adversarial_temperature: float,
+    lr: float,
+    num_steps: int,
+    eval_batch_size: int = 16,
+    regularizer: str = "none",
+    regularization: float = 0.0,
+) -> ml_collections.ConfigDict:
+    """A full, locked training config in the terms of the RotatE reference's run.sh.
+
+    Args:
+      command: the command that runs this config (kept in the run's saved config).
+      model, dataset: names (see `kgjax.models.MODELS`, `kgjax.data.catalog.NAMES`).
+      dim, gamma, batch_size, num_negatives, adversarial_temperature, lr, num_steps,
+        eval_batch_size, regularizer, regularization: the reference's hyper-parameters
+        (`-d -g -b -n -a -lr --max_steps --test_batch_size -r`).
+    """
+    c = ml_collections.ConfigDict()
+    c.command = command
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = dataset
+    c.data.path = ""  # a folder with train/valid/test.txt; overrides name
+    c.data.data_dir = ""  # local copies laid out <dir>/<dataset>/train.txt; else $KGJAX_DATA_DIR
+    c.data.tfds_dir = ""  # where prepared TFDS data goes; else $KGJAX_TFDS_DIR or ~/.cache
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = model
+    c.model.dim = dim
+    c.model.gamma = gamma
+    c.model.entity_chunk_size = 4096
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = "adam"
+    c.optimizer.lr = lr
+    # The reference divides the learning rate by 10 half-way through training.
+    c.optimizer.schedule = "step"
+    c.optimizer.decay_steps = num_steps // 2
+    c.optimizer.decay_factor = 0.1
+    c.optimizer.warmup_steps = 0
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.regularizer = regularizer  # none | l3 (reference: whole tables) | n3 (batch)
+    c.loss.regularization = regularization
+    c.loss.subsampling = True  # RotatE's frequency-based weights
+
+    c.negatives = ml_collections.ConfigDict()
+    c.negatives.sampler = "self_adversarial"  # or "uniform"
+    c.negatives.num_negatives = num_negatives
+    c.negatives.adversarial_temperature = adversarial_temperature
+    c.negatives.filtered = True  # reject known training triples, as the reference does
+    c.negatives.oversample = 2.0  # candidates drawn per kept negative when filtering
+
+    c.batch_size = batch_size
+    c.num_steps = num_steps
+    c.steps_per_call = 100  # steps run on the device per host call (lax.scan)
+    c.log_every_steps = 100
+    c.eval_every_steps = max(num_steps // 10, 1)
+    c.checkpoint_every_steps = max(num_steps // 10, 1)
+
+    c.evaluation = ml_collections.ConfigDict()
+    c.evaluation.batch_size = eval_batch_size
+    c.evaluation.during_training_split = "valid"
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.max_to_keep = 2
+
+    c.lock()
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks values that the types alone do not.
+
+    Raises:
+      ConfigError: naming the key and the allowed values.
+    """
+
+    def check(condition, key, message):
+        if not condition:
+            raise ConfigError(f"config.{key}: {message} (got {_get(config, key)!r})")
+
+    check(config.model.name.lower() in MODELS, "model.name", f"one of {', '.join(MODELS)}")
+    check(config.negatives.sampler in SAMPLERS, "negatives.sampler", f"one of {SAMPLERS}")
+    check(config.optimizer.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
+    check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
+    check(config.loss.regularizer in REGULARIZERS, "loss.regularizer", f"one of {REGULARIZERS}")
+    for key in (
+        "batch_size",
+        "num_steps",
+        "steps_per_call",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "negatives.num_negatives",
+        "evaluation.batch_size",
+        "model.dim",
+    ):
+        check(_get(config, key) >= 1, key, "must be a positive integer")
+    check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
+    check(config.negatives.oversample >= 1, "negatives.oversample", "must be >= 1")
+    check(
+        config.evaluation.during_training_split in ("valid", "test"),
+        "evaluation.during_training_split",
+        "valid or test",
+    )
+    check(bool(config.data.name or config.data.path), "data.name", "a dataset name or data.path")
+
+
+def chunk_length(config: ml_collections.ConfigDict) -> int:
+    """Steps per device call: the largest that divides every cadence and `steps_per_call`."""
+    return math.gcd(
+        config.steps_per_call,
+        config.log_every_steps,
+        config.eval_every_steps,
+        config.checkpoint_every_steps,
+        config.num_steps,
+    )
+
+
+def _get(config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def save(config: ml_collections.ConfigDict, path: str) -> None:
+    """Writes the config as JSON (atomically: a killed run never leaves half a file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(config.to_json(indent=2, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def load(path: str) -> ml_collections.ConfigDict:
+    """Reads a config saved by `save`, locked like the original."""
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    config.lock()
+    return config
+
+
+# Keys that may change when a run is resumed: cadences and the length of training.
+RESUMABLE_KEYS = {
+    "command",
+    "num_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "steps_per_call",
+    "evaluation",
+    "checkpoint",
+    "data.data_dir",
+    "data.tfds_dir",
+}
+
+
+def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:
+    """Keys whose values differ, except those a resumed run may change."""
+
+    def flat(d, prefix=""):
+        out = {}
+        for key, value in d.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict | ml_collections.ConfigDict):
+                out.update(flat(value, f"{name}."))
+            else:
+                out[name] = value
+        return out
+
+    a, b = flat(saved.to_dict()), flat(new.to_dict())
+    changed = []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUMABLE_KEYS or key.split(".")[0] in RESUMABLE_KEYS:
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, list | tuple) or isinstance(vb, list | tuple):
+            va, vb = list(va or []), list(vb or [])
+        if va != vb:
+            changed.append(f"{key}: {va!r} -> {vb!r}")
+    return changed

@@ -1,0 +1,178 @@
+"""A run's working directory: its layout, and reading a trained run back.
+
+<workdir>/
+  config.json      the config that ran (with the command that runs it)
+  vocab.json       entity and relation names, id order
+  checkpoints/     orbax checkpoints, one folder per step
+  metrics.jsonl    one JSON object per log, eval or stop event
+  tensorboard/     TensorBoard event files
+  results.json     final valid and test metrics, speed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from kgjax import config as config_lib
+from kgjax import models
+from kgjax.checkpoints import Checkpointer
+from kgjax.data.triples import KGDataset, Vocabulary
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+RESULTS_FILE = "results.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class RunError(RuntimeError):
+    """A workdir that does not hold what the command needs."""
+
+
+def load_dataset(data_config: ml_collections.ConfigDict) -> KGDataset:
+    """The dataset a config names (`data.path` wins over `data.name`)."""
+    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
+
+    return catalog.load_dataset(
+        data_config.name or None,
+        path=data_config.path or None,
+        data_dir=data_config.data_dir or None,
+        tfds_dir=data_config.tfds_dir or None,
+    )
+
+
+def build_model(config: ml_collections.ConfigDict, num_entities: int, num_relations: int):
+    return models.get(
+        config.model.name,
+        num_entities,
+        num_relations,
+        dim=config.model.dim,
+        gamma=config.model.gamma,
+        entity_chunk_size=config.model.entity_chunk_size,
+    )
+
+
+def write_json(path: str, payload) -> None:
+    """Writes JSON atomically (temporary file, then rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A run read back from its workdir: config, vocabularies, model and parameters."""
+
+    workdir: str
+    config: ml_collections.ConfigDict
+    entities: Vocabulary
+    relations: Vocabulary
+    model: models.KGEModel
+    params: models.Params
+    step: int
+
+
+def restore(workdir: str) -> TrainedRun:
+    """Reads the config, vocabularies and latest checkpoint of a run.
+
+    Raises:
+      RunError: the workdir has no config, vocabulary or checkpoint.
+    """
+    from kgjax.train.optimizers import make_optimizer
+    from kgjax.train.state import TrainState
+
+    for name in (CONFIG_FILE, VOCAB_FILE):
+        if not os.path.isfile(os.path.join(workdir, name)):
+            raise RunError(f"{workdir}: no {name}; is this the workdir of a `kgjax train` run?")
+    config = config_lib.load(os.path.join(workdir, CONFIG_FILE))
+    with open(os.path.join(workdir, VOCAB_FILE)) as f:
+        vocab = json.load(f)
+    entities, relations = (
+        Vocabulary(tuple(vocab["entities"])),
+        Vocabulary(tuple(vocab["relations"])),
+    )
+    model = build_model(config, len(entities), len(relations))
+    optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
+    checkpointer = Checkpointer(
+        os.path.join(workdir, CHECKPOINT_DIR), config.checkpoint.max_to_keep
+    )
+    step = checkpointer.latest_step()
+    if step is None:
+        raise RunError(f"{workdir}: no checkpoint in {checkpointer.directory}")
+    abstract = jax.eval_shape(lambda: TrainState.create(model, optimizer, jax.random.key(0)))
+    state = checkpointer.restore(abstract, step)
+    checkpointer.close()
+    return TrainedRun(workdir, config, entities, relations, model, state.params, step)
+
+
+def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
+    """Re-evaluates the latest checkpoint of a run on `splits`.
+
+    Returns:
+      {"step": ..., "<split>": metrics}; also written to `<workdir>/eval_step_<step>.json`.
+    """
+    from kgjax.evaluation.link_prediction import Evaluator
+
+    run = restore(workdir)
+    dataset = load_dataset(run.config.data)
+    if dataset.entities != run.entities or dataset.relations != run.relations:
+        raise RunError(
+            f"{workdir}: the dataset {dataset.name!r} no longer matches the run's vocabulary "
+            f"({dataset.num_entities} entities / {dataset.num_relations} relations now, "
+            f"{len(run.entities)} / {len(run.relations)} at training)"
+        )
+    evaluator = Evaluator(run.model, dataset, run.config.evaluation.batch_size)
+    results = {"step": run.step, **{split: evaluator(run.params, split) for split in splits}}
+    write_json(os.path.join(workdir, f"eval_step_{run.step}.json"), results)
+    return results
+
+
+def predict(
+    workdir: str,
+    relation: str,
+    head: str | None = None,
+    tail: str | None = None,
+    top_k: int = 10,
+) -> list[tuple[str, float]]:
+    """Top-k tails of (head, relation, ?) or heads of (?, relation, tail), with scores.
+
+    Raises:
+      ValueError: not exactly one of head and tail given.
+      KeyError: an unknown name (the message lists close matches).
+    """
+    if (head is None) == (tail is None):
+        raise ValueError("give exactly one of --head (predict tails) or --tail (predict heads)")
+    run = restore(workdir)
+    r = np.asarray([run.relations.id(relation, "relation")])
+    if head is not None:
+        h = np.asarray([run.entities.id(head, "entity")])
+        scores = run.model.score_t(run.params, h, r)[0]
+    else:
+        t = np.asarray([run.entities.id(tail, "entity")])
+        scores = run.model.score_h(run.params, r, t)[0]
+    scores = np.asarray(scores)
+    top = np.argsort(-scores, kind="stable")[: min(top_k, len(scores))]
+    return [(run.entities.names[i], float(scores[i])) for i in top]
+
+
+def export(workdir: str, out: str) -> dict[str, tuple]:
+    """Writes the embeddings (mathematical form) and id-to-name maps to an .npz file.
+
+    Returns:
+      {array name: shape} of what was written.
+    """
+    run = restore(workdir)
+    arrays = {f"{key}_embeddings": value for key, value in run.model.embeddings(run.params).items()}
+    arrays["entity_names"] = np.asarray(run.entities.names)
+    arrays["relation_names"] = np.asarray(run.relations.names)
+    tmp = f"{out}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, out)
+    return {key: value.shape for key, value in arrays.items()}

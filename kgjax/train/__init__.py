@@ -1,0 +1,1 @@
+"""Training: state, optimizers, losses, the pure train step and the host loop."""

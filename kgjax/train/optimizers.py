@@ -1,0 +1,41 @@
+"""Optimizers and learning-rate schedules from `config.optimizer`."""
+
+from __future__ import annotations
+
+import ml_collections
+import optax
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """The schedule named by `config.schedule`, after an optional linear warm-up.
+
+    step: lr, multiplied by `decay_factor` at `decay_steps` (the RotatE reference divides by
+    10 half-way). cosine: cosine decay to 0 over `num_steps`. constant: lr throughout.
+    """
+    lr = config.lr
+    if config.schedule == "constant":
+        schedule = optax.constant_schedule(lr)
+    elif config.schedule == "step":
+        schedule = optax.piecewise_constant_schedule(lr, {config.decay_steps: config.decay_factor})
+    elif config.schedule == "cosine":
+        schedule = optax.cosine_decay_schedule(lr, max(num_steps - config.warmup_steps, 1))
+    else:
+        raise ValueError(f"config.optimizer.schedule: unknown schedule {config.schedule!r}")
+    if config.warmup_steps:
+        warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
+        schedule = optax.join_schedules([warmup, schedule], [config.warmup_steps])
+    return schedule
+
+
+def make_optimizer(config: ml_collections.ConfigDict, num_steps: int):
+    """Adam (as the reference) or Adagrad, with the configured schedule.
+
+    Returns:
+      (optax.GradientTransformation, schedule).
+    """
+    schedule = learning_rate_schedule(config, num_steps)
+    if config.name == "adam":
+        return optax.adam(schedule), schedule
+    if config.name == "adagrad":
+        return optax.adagrad(schedule), schedule
+    raise ValueError(f"config.optimizer.name: unknown optimizer {config.name!r}")

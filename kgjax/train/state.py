@@ -1,0 +1,52 @@
+"""The training state and the device-side training data, both pytrees."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from kgjax.data.triples import KGDataset, subsampling_weights
+from kgjax.models.base import KGEModel, Params
+from kgjax.ops.triple_index import DeviceTripleIndex
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a checkpoint holds. `step` counts completed optimizer steps."""
+
+    step: jax.Array  # int32 scalar
+    params: Params
+    opt_state: optax.OptState
+
+    @classmethod
+    def create(cls, model: KGEModel, optimizer: optax.GradientTransformation, rng: jax.Array):
+        params = model.init(rng)
+        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+
+
+@struct.dataclass
+class TrainData:
+    """The training split on the device.
+
+    Attributes:
+      triples: int32 [n, 3].
+      weights: float32 [n] subsampling weights (ones when subsampling is off).
+      index: the training triples' index, for filtered negatives.
+    """
+
+    triples: jax.Array
+    weights: jax.Array
+    index: DeviceTripleIndex
+
+    @classmethod
+    def from_dataset(cls, dataset: KGDataset, subsampling: bool) -> TrainData:
+        train = dataset.train
+        weights = subsampling_weights(train) if subsampling else np.ones(len(train), np.float32)
+        return cls(
+            triples=jnp.asarray(train, jnp.int32),
+            weights=jnp.asarray(weights, jnp.float32),
+            index=DeviceTripleIndex.from_host(dataset.triple_index(("train",))),
+        )
