@@ -1,0 +1,113 @@
+"""KGE models against the RotatE reference's formulas, written out in NumPy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kgjax import models
+
+V, R, D = 23, 5, 8
+
+
+def reference_score(name, h, r, t, gamma, embedding_range):
+    """The RotatE repository's model.py formulas (tail-batch form) on single triples."""
+    if name == "transe":
+        return gamma - np.abs(h + r - t).sum(-1)
+    if name == "distmult":
+        return (h * r * t).sum(-1)
+    if name == "complex":
+        re_h, im_h = np.split(h, 2, -1)
+        re_r, im_r = np.split(r, 2, -1)
+        re_t, im_t = np.split(t, 2, -1)
+        re_s = re_h * re_r - im_h * im_r
+        im_s = re_h * im_r + im_h * re_r
+        return (re_s * re_t + im_s * im_t).sum(-1)
+    if name == "rotate":
+        pi = 3.14159265358979323846
+        re_h, im_h = np.split(h, 2, -1)
+        re_t, im_t = np.split(t, 2, -1)
+        phase = r / (embedding_range / pi)
+        re_r, im_r = np.cos(phase), np.sin(phase)
+        re_s = re_h * re_r - im_h * im_r - re_t
+        im_s = re_h * im_r + im_h * re_r - im_t
+        return gamma - np.sqrt(re_s**2 + im_s**2).sum(-1)
+    raise ValueError(name)
+
+
+@pytest.fixture(params=sorted(models.MODELS))
+def model_and_params(request):
+    model = models.get(request.param, V, R, dim=D, gamma=3.0, entity_chunk_size=7)
+    return model, model.init(jax.random.key(0))
+
+
+def test_init_shapes_and_range(model_and_params):
+    model, params = model_and_params
+    complex_entities = model.name in ("rotate", "complex")
+    assert params["entity"].shape == (V, 2 * D if complex_entities else D)
+    assert params["relation"].shape == (R, 2 * D if model.name == "complex" else D)
+    bound = (3.0 + 2.0) / D
+    for table in params.values():
+        assert float(jnp.max(jnp.abs(table))) <= bound
+        assert float(jnp.std(table)) > bound / 4  # not degenerate
+
+
+def test_score_hrt_matches_reference_formula(model_and_params):
+    model, params = model_and_params
+    rng = np.random.default_rng(0)
+    h, r, t = rng.integers(0, V, 50), rng.integers(0, R, 50), rng.integers(0, V, 50)
+    got = np.asarray(model.score_hrt(params, h, r, t))
+    e, rel = np.asarray(params["entity"], np.float64), np.asarray(params["relation"], np.float64)
+    want = reference_score(model.name, e[h], rel[r], e[t], model.gamma, model.embedding_range)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_score_t_and_score_h_consistent_with_score_hrt(model_and_params):
+    model, params = model_and_params
+    rng = np.random.default_rng(1)
+    h, r, t = rng.integers(0, V, 6), rng.integers(0, R, 6), rng.integers(0, V, 6)
+    all_entities = np.arange(V)
+    tails = np.asarray(jax.jit(model.score_t)(params, h, r))
+    heads = np.asarray(jax.jit(model.score_h)(params, r, t))
+    assert tails.shape == heads.shape == (6, V)
+    want_tails = model.score_hrt(params, h[:, None], r[:, None], all_entities[None, :])
+    want_heads = model.score_hrt(params, all_entities[None, :], r[:, None], t[:, None])
+    np.testing.assert_allclose(tails, want_tails, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(heads, want_heads, rtol=1e-5, atol=1e-5)
+
+
+def test_embeddings_mathematical_form(model_and_params):
+    model, params = model_and_params
+    out = model.embeddings(params)
+    assert isinstance(out["entity"], np.ndarray)
+    if model.name in ("rotate", "complex"):
+        assert np.iscomplexobj(out["entity"]) and out["entity"].shape == (V, D)
+        np.testing.assert_allclose(out["entity"].real, params["entity"][:, :D])
+        np.testing.assert_allclose(out["entity"].imag, params["entity"][:, D:])
+    else:
+        assert not np.iscomplexobj(out["entity"])
+    if model.name == "rotate":
+        phases = out["relation"]
+        assert np.all(np.abs(phases) <= np.pi + 1e-5)
+        # A rotation by the phase maps h to the tail query; its modulus is preserved.
+        h = out["entity"][0] * np.exp(1j * phases[0])
+        q = np.asarray(model.tail_query(params["entity"][0], params["relation"][0]))
+        np.testing.assert_allclose(h.real, q[:D], atol=1e-5)
+        np.testing.assert_allclose(h.imag, q[D:], atol=1e-5)
+
+
+def test_rotate_gradient_is_finite_when_head_rotates_onto_tail():
+    model = models.get("rotate", 3, 1, dim=4, gamma=1.0)
+    params = {"entity": jnp.zeros((3, 8)), "relation": jnp.zeros((1, 4))}
+    grads = jax.grad(
+        lambda p: model.score_hrt(p, jnp.array([0]), jnp.array([0]), jnp.array([1])).sum()
+    )(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_get_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown model 'rotat'"):
+        models.get("rotat", 3, 2)
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        models.get("rotate", 3, 2, dimension=4)
+    assert isinstance(models.get("RotatE", 3, 2), models.RotatE)
