@@ -1,0 +1,344 @@
+"""A BERT-family transformer encoder split into LM1 and LM2 around a merge hook.
+
+The encoder is BERT (Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers for
+Language Understanding", NAACL 2019) or RoBERTa (Liu et al., "RoBERTa: A Robustly Optimized
+BERT Pretraining Approach", 2019): embeddings (word + token type + position, then LayerNorm),
+then post-LN transformer layers (multi-head self-attention over the unpadded tokens, exact-erf
+GELU MLP), matching the Hugging Face checkpoints that `kgjax.models.pretrained` loads.
+
+The layers are split at `config.split_layer = k` as in JAKET (Yu et al., "JAKET: Joint
+Pre-training of Knowledge Graph and Language Understanding", AAAI 2022): LM1 = layers 1..k,
+LM2 = layers k+1..n. Between them `merge` adds vectors at chosen token positions and applies a
+LayerNorm with its own parameters at those positions: JAKET's merge step (entity vectors added
+at their mention tokens, then LayerNorm) and the residual output of KnowBERT's KAR (Peters et
+al., EMNLP 2019) both fit it. JAKET normalises every position; here only the positions that
+received something are normalised, so that an empty hook is the identity and the split forward
+equals the unsplit forward bit for bit (LM2 then sees exactly what the pretrained model saw).
+
+Everything is a linen module plus pure wrappers `lower`, `merge`, `upper`, `forward` and
+`forward_split` taking the parameter pytree; the static `config` is bound with
+`functools.partial` before `jax.jit`.
+
+Shapes: B batch, L tokens, D hidden, H heads, M mentions (spans) per sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+VARIANTS = ("bert", "roberta")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture of the encoder; hashable, so it can be a static jit argument.
+
+    Attributes:
+      vocab_size: number of word-piece ids.
+      hidden_size: D.
+      num_layers: n, the number of transformer layers.
+      num_heads: H; must divide D.
+      intermediate_size: width of the MLP inside each layer.
+      split_layer: k; LM1 = layers 1..k, LM2 = layers k+1..n (0 <= k <= n).
+      max_position_embeddings: rows of the position table.
+      type_vocab_size: rows of the token-type table (RoBERTa checkpoints have 1).
+      layer_norm_eps: epsilon of every LayerNorm.
+      pad_token_id: padding id; RoBERTa's position ids start after it.
+      variant: "bert" (positions 0..L-1) or "roberta" (real tokens numbered from
+        pad_token_id + 1, padding at pad_token_id).
+    """
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    split_layer: int
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    variant: str = "bert"
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        if not 0 <= self.split_layer <= self.num_layers:
+            raise ValueError(
+                f"split_layer must be in [0, {self.num_layers}], got {self.split_layer}"
+            )
+
+
+def _layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
+    # Two-pass variance, as PyTorch computes it: E[x^2] - E[x]^2 loses digits after a
+    # residual sum with a large mean and would eat into the 1e-4 parity budget.
+    return nn.LayerNorm(epsilon=config.layer_norm_eps, use_fast_variance=False, name=name)
+
+
+class Embeddings(nn.Module):
+    """Word + token-type + position embeddings, then LayerNorm."""
+
+    config: EncoderConfig
+
+    @nn.compact
+    def __call__(self, ids: jax.Array, mask: jax.Array, token_types: jax.Array) -> jax.Array:
+        """[B, L] ids, mask, token types -> [B, L, D]."""
+        c = self.config
+        if c.variant == "roberta":
+            # RoBERTa numbers the real tokens pad_token_id + 1, + 2, ... and gives padding the
+            # pad_token_id row (fairseq's make_positions); the mask marks the real tokens.
+            real = mask.astype(jnp.int32)
+            positions = jnp.cumsum(real, axis=1) * real + c.pad_token_id
+        else:
+            positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
+        x = nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(ids)
+        # Same summation order as the reference implementation (word + type, then + position),
+        # so float32 rounding matches it.
+        x = x + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(
+            token_types
+        )
+        x = x + nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(
+            positions
+        )
+        return _layer_norm(c, "LayerNorm")(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the unpadded tokens, with its output projection."""
+
+    config: EncoderConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        """[B, L, D] hidden, [B, L] mask -> [B, L, D] (before the residual)."""
+        c = self.config
+        batch, length, _ = x.shape
+        head_dim = c.hidden_size // c.num_heads
+
+        def heads(name):
+            return nn.Dense(c.hidden_size, name=name)(x).reshape(
+                batch, length, c.num_heads, head_dim
+            )
+
+        # Keys at padding are excluded; a row with no real token (a padded batch row) gets a
+        # uniform softmax instead of NaN, and its output is never used.
+        out = jax.nn.dot_product_attention(
+            heads("query"), heads("key"), heads("value"), mask=mask.astype(bool)[:, None, None, :]
+        )
+        return nn.Dense(c.hidden_size, name="output")(out.reshape(batch, length, c.hidden_size))
+
+
+class Layer(nn.Module):
+    """One post-LN transformer layer: LN(x + attn(x)), then LN(x + MLP(x))."""
+
+    config: EncoderConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        """[B, L, D] hidden, [B, L] mask -> [B, L, D]."""
+        c = self.config
+        x = _layer_norm(c, "attention_norm")(x + SelfAttention(c, name="attention")(x, mask))
+        h = nn.Dense(c.intermediate_size, name="intermediate")(x)
+        # BERT's "gelu" is the exact erf form, not the tanh approximation (flax's default).
+        h = nn.Dense(c.hidden_size, name="output")(nn.gelu(h, approximate=False))
+        return _layer_norm(c, "output_norm")(x + h)
+
+
+class Encoder(nn.Module):
+    """The encoder with LM1 (`lower`), the merge hook (`merge`) and LM2 (`upper`)."""
+
+    config: EncoderConfig
+
+    def setup(self):
+        c = self.config
+        self.embeddings = Embeddings(c)
+        self.layers = [Layer(c) for _ in range(c.num_layers)]
+        self.merge_norm = _layer_norm(c, None)
+
+    def lower(
+        self, ids: jax.Array, mask: jax.Array, token_types: jax.Array | None = None
+    ) -> jax.Array:
+        """LM1: [B, L] ids, mask (1 real, 0 padding), token types -> [B, L, D] hidden."""
+        if token_types is None:
+            token_types = jnp.zeros_like(ids)
+        x = self.embeddings(ids, mask, token_types)
+        for layer in self.layers[: self.config.split_layer]:
+            x = layer(x, mask)
+        return x
+
+    def merge(self, hidden: jax.Array, additions: jax.Array, injected: jax.Array) -> jax.Array:
+        """The hook: LN(hidden + additions) where injected, hidden (untouched) elsewhere.
+
+        Args:
+          hidden: [B, L, D] LM1 output.
+          additions: [B, L, D] vectors to add; ignored where `injected` is False.
+          injected: [B, L] bool, the positions that receive something.
+
+        Returns:
+          [B, L, D], equal to `hidden` bit for bit wherever `injected` is False.
+        """
+        merged = self.merge_norm(hidden + additions)
+        return jnp.where(injected[..., None], merged, hidden)
+
+    def upper(self, hidden: jax.Array, mask: jax.Array) -> jax.Array:
+        """LM2: [B, L, D] hidden, [B, L] mask -> [B, L, D] final hidden states."""
+        for layer in self.layers[self.config.split_layer :]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def __call__(
+        self, ids: jax.Array, mask: jax.Array, token_types: jax.Array | None = None
+    ) -> jax.Array:
+        """The unsplit forward: [B, L] ids, mask -> [B, L, D]."""
+        return self.upper(self.lower(ids, mask, token_types), mask)
+
+    def split(
+        self,
+        ids: jax.Array,
+        mask: jax.Array,
+        additions: jax.Array,
+        injected: jax.Array,
+        token_types: jax.Array | None = None,
+    ) -> jax.Array:
+        """LM1, merge, LM2 in one call: [B, L] ids, mask, [B, L, D], [B, L] -> [B, L, D]."""
+        return self.upper(self.merge(self.lower(ids, mask, token_types), additions, injected), mask)
+
+
+def init_params(config: EncoderConfig, key: jax.Array) -> dict:
+    """Random parameters (flax default initialisers), including the merge LayerNorm.
+
+    Args:
+      config: the architecture.
+      key: PRNG key.
+
+    Returns:
+      The parameter pytree `{"embeddings": ..., "layers_0": ..., ..., "merge_norm": ...}`.
+    """
+    ids = jnp.zeros((1, 2), jnp.int32)
+    hidden = jnp.zeros((1, 2, config.hidden_size), jnp.float32)
+    injected = jnp.zeros((1, 2), bool)
+    variables = Encoder(config).init(
+        key, ids, jnp.ones_like(ids), hidden, injected, method=Encoder.split
+    )
+    return variables["params"]
+
+
+def lower(
+    params: dict,
+    ids: jax.Array,
+    mask: jax.Array,
+    token_types: jax.Array | None = None,
+    *,
+    config: EncoderConfig,
+) -> jax.Array:
+    """LM1 (embeddings and layers 1..k): [B, L] ids, mask -> [B, L, D] hidden."""
+    return Encoder(config).apply({"params": params}, ids, mask, token_types, method=Encoder.lower)
+
+
+def merge(
+    params: dict,
+    hidden: jax.Array,
+    additions: jax.Array,
+    injected: jax.Array,
+    *,
+    config: EncoderConfig,
+) -> jax.Array:
+    """The hook between LM1 and LM2 (see `Encoder.merge`): [B, L, D] hidden -> [B, L, D]."""
+    return Encoder(config).apply(
+        {"params": params}, hidden, additions, injected, method=Encoder.merge
+    )
+
+
+def upper(params: dict, hidden: jax.Array, mask: jax.Array, *, config: EncoderConfig) -> jax.Array:
+    """LM2 (layers k+1..n): [B, L, D] hidden, [B, L] mask -> [B, L, D] hidden."""
+    return Encoder(config).apply({"params": params}, hidden, mask, method=Encoder.upper)
+
+
+def forward(
+    params: dict,
+    ids: jax.Array,
+    mask: jax.Array,
+    token_types: jax.Array | None = None,
+    *,
+    config: EncoderConfig,
+) -> jax.Array:
+    """The whole encoder without the hook: [B, L] ids, mask -> [B, L, D] last hidden states."""
+    return Encoder(config).apply({"params": params}, ids, mask, token_types)
+
+
+def forward_split(
+    params: dict,
+    ids: jax.Array,
+    mask: jax.Array,
+    additions: jax.Array,
+    injected: jax.Array,
+    token_types: jax.Array | None = None,
+    *,
+    config: EncoderConfig,
+) -> jax.Array:
+    """`upper(merge(lower(ids)))`: [B, L] ids, mask, [B, L, D] additions, [B, L] -> [B, L, D]."""
+    return Encoder(config).apply(
+        {"params": params}, ids, mask, additions, injected, token_types, method=Encoder.split
+    )
+
+
+def span_additions(
+    vectors: jax.Array, spans: jax.Array, span_mask: jax.Array, length: int
+) -> tuple[jax.Array, jax.Array]:
+    """Spreads one vector per mention span over the span's tokens, for `merge`.
+
+    JAKET adds the entity's vector at every token of its mention. Spans are assumed disjoint
+    (as in JAKET); overlapping spans would add both vectors at the shared tokens.
+
+    Args:
+      vectors: [B, M, D] one vector per mention.
+      spans: [B, M, 2] int (start, end) token positions, end inclusive.
+      span_mask: [B, M] bool, False for padded mention slots (their vectors are ignored).
+      length: L, the sequence length.
+
+    Returns:
+      additions: [B, L, D] the sum of the vectors whose span covers each token.
+      injected: [B, L] bool, the tokens covered by at least one real span.
+    """
+    positions = jnp.arange(length)
+    # [B, M, L]: which tokens each real span covers; static-shaped, no scatter.
+    covers = (positions >= spans[..., :1]) & (positions <= spans[..., 1:]) & span_mask[..., None]
+    additions = jnp.einsum("bml,bmd->bld", covers.astype(vectors.dtype), vectors)
+    return additions, covers.any(axis=1)
+
+
+def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+    """Masked mean over tokens (sentence-transformers' mean pooling).
+
+    Args:
+      hidden: [B, L, D].
+      mask: [B, L], 1 for real tokens.
+
+    Returns:
+      [B, D]; an all-padding row gives zeros (the count is clamped at 1e-9 as in
+      sentence-transformers).
+    """
+    mask = mask.astype(hidden.dtype)[..., None]
+    return (hidden * mask).sum(axis=1) / jnp.maximum(mask.sum(axis=1), 1e-9)
+
+
+def mention_pool(hidden: jax.Array, spans: jax.Array) -> jax.Array:
+    """JAKET's entity vector: the mean of the hidden states at a span's start and end tokens.
+
+    Args:
+      hidden: [B, L, D].
+      spans: [B, 2] int (start, end) token positions, end inclusive.
+
+    Returns:
+      [B, D].
+    """
+    ends = jnp.take_along_axis(hidden, spans[:, :, None], axis=1)  # [B, 2, D]
+    return (ends[:, 0] + ends[:, 1]) / 2
