@@ -110,7 +110,7 @@ def test_resume_ends_with_the_same_parameters(tmp_path):
 def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
     workdir = str(tmp_path / "killed")
     overrides = dict(
-        num_steps=2000, checkpoint_every_steps=20, eval_every_steps=1000, log_every_steps=10
+        num_steps=600, checkpoint_every_steps=20, eval_every_steps=300, log_every_steps=10
     )
     config = test_config(**overrides)
     command = [
