@@ -1,8 +1,8 @@
 """Models: knowledge-graph embeddings (and, in their own files, language encoders).
 
-    model = kgjax.models.get("rotate", num_entities, num_relations, dim=500, gamma=6.0)
-    params = model.init(jax.random.key(0))
-    model.score_t(params, h, r)  # [B, V]
+model = kgjax.models.get("rotate", num_entities, num_relations, dim=500, gamma=6.0)
+params = model.init(jax.random.key(0))
+model.score_t(params, h, r)  # [B, V]
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from kgjax.models.base import KGEModel, Params
 from kgjax.models.bilinear import ComplEx, DistMult
 from kgjax.models.translational import RotatE, TransE
 
-MODELS: dict[str, type[KGEModel]] = {
-    cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE)
-}
+MODELS: dict[str, type[KGEModel]] = {cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE)}
 
 
 def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel:

@@ -54,7 +54,9 @@ class KGEModel(abc.ABC):
     def __post_init__(self):
         for field in ("num_entities", "num_relations", "dim"):
             if getattr(self, field) < 1:
-                raise ValueError(f"{self.name}: {field} must be positive, got {getattr(self, field)}")
+                raise ValueError(
+                    f"{self.name}: {field} must be positive, got {getattr(self, field)}"
+                )
 
     @property
     def entity_width(self) -> int:
