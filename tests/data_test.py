@@ -312,6 +312,10 @@ def test_catalog_from_kgjax_data_dir(name, counts, tfds_dir, shared_data_dir, ca
     splits = tuple(len(dataset.splits[s]) for s in triples.SPLITS)
     assert (dataset.num_entities, dataset.num_relations, *splits) == counts
     assert all(a.dtype == np.int32 and a.shape[1] == 3 for a in dataset.splits.values())
+    # The same names and ids as parsing the text directly (Countries has non-ASCII names).
+    direct = triples.load_folder(DATA_DIR / name)
+    assert dataset.entities == direct.entities and dataset.relations == direct.relations
+    np.testing.assert_array_equal(dataset.valid, direct.valid)
     if name == "countries_s1":
         # The train file repeats `micronesia locatedin oceania`: 1,111 lines, 1,110 triples.
         assert "countries_s1/train: dropped 1 exact duplicate triple(s) of 1111" in caplog.text

@@ -85,9 +85,10 @@ def load_dataset(
       The dataset, with exact duplicate triples removed within each split.
 
     Raises:
-      DataError: an unknown name; no local copy and no download (the message says where it
-        looked and how to point at local files); a malformed file (file and line named); a
-        download that failed or did not match its checksum.
+      DataError: an unknown name; a `data_dir` or `$KGJAX_DATA_DIR` that does not exist; no
+        local copy and no download (the message says where it looked and how to point at local
+        files); a malformed file (file and line named); a download that failed or did not match
+        its checksum.
     """
     if path is not None:
         return _drop_duplicates(triples.load_folder(path, name))
