@@ -39,7 +39,7 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> KGDataset:
     from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
 
     return catalog.load_dataset(
-        data_config.name or None,
+        None if data_config.path else data_config.name,
         path=data_config.path or None,
         data_dir=data_config.data_dir or None,
         tfds_dir=data_config.tfds_dir or None,
@@ -85,6 +85,7 @@ def restore(workdir: str) -> TrainedRun:
     Raises:
       RunError: the workdir has no config, vocabulary or checkpoint.
     """
+    from kgjax.train import negatives
     from kgjax.train.optimizers import make_optimizer
     from kgjax.train.state import TrainState
 
@@ -106,7 +107,10 @@ def restore(workdir: str) -> TrainedRun:
     step = checkpointer.latest_step()
     if step is None:
         raise RunError(f"{workdir}: no checkpoint in {checkpointer.directory}")
-    abstract = jax.eval_shape(lambda: TrainState.create(model, optimizer, jax.random.key(0)))
+    sampler = negatives.from_config(config)
+    abstract = jax.eval_shape(
+        lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0))
+    )
     state = checkpointer.restore(abstract, step)
     checkpointer.close()
     return TrainedRun(workdir, config, entities, relations, model, state.params, step)

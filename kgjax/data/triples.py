@@ -201,7 +201,9 @@ def build_dataset(
     for split in SPLITS:
         if split not in raw_splits:
             raise DataError(f"{name}: missing split {split!r}")
-    fixed = entities is not None
+    # Each vocabulary is fixed on its own: a fixed entity list with relations read from the
+    # data (or the reverse) is a normal use.
+    fixed = {"entity": entities is not None, "relation": relations is not None}
     entity_ids: dict[str, int] = {e: i for i, e in enumerate(entities or ())}
     relation_ids: dict[str, int] = {r: i for i, r in enumerate(relations or ())}
     arrays = {}
@@ -218,10 +220,10 @@ def build_dataset(
             ):
                 found = table.get(value)
                 if found is None:
-                    if fixed or (kind == "relation" and split != "train"):
+                    if fixed[kind] or (kind == "relation" and split != "train"):
                         raise DataError(
-                            f"{where}: triple {i + 1} ({h}, {r}, {t}): {kind} {value!r} "
-                            f"is not in the {'fixed vocabulary' if fixed else 'training split'}"
+                            f"{where}: triple {i + 1} ({h}, {r}, {t}): {kind} {value!r} is not "
+                            f"in the {'fixed vocabulary' if fixed[kind] else 'training split'}"
                         )
                     found = table[value] = len(table)
                 rows[i, column] = found

@@ -20,6 +20,7 @@ from kgjax import config as config_lib
 from kgjax import runs
 from kgjax.checkpoints import Checkpointer
 from kgjax.evaluation.link_prediction import Evaluator
+from kgjax.train import negatives
 from kgjax.train.optimizers import make_optimizer
 from kgjax.train.state import TrainData, TrainState
 from kgjax.train.steps import StepSettings, make_train_chunk
@@ -110,7 +111,8 @@ def _train(
     config, workdir, dataset, model, optimizer, schedule, init_key, train_key,
     checkpointer, writer, progress,
 ):  # fmt: skip
-    create = lambda: TrainState.create(model, optimizer, init_key)
+    sampler = negatives.from_config(config)
+    create = lambda: TrainState.create(model, sampler, optimizer, init_key)
     start_step = checkpointer.latest_step()
     if start_step is None:
         state, start_step = jax.jit(create)(), 0
@@ -123,7 +125,7 @@ def _train(
     data = TrainData.from_dataset(dataset, config.loss.subsampling)
     length = config_lib.chunk_length(config)
     run_chunk = make_train_chunk(
-        model, optimizer, schedule, StepSettings.from_config(config), length
+        model, sampler, optimizer, schedule, StepSettings.from_config(config), length
     )
     evaluator = Evaluator(model, dataset, config.evaluation.batch_size)
 

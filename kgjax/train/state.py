@@ -15,16 +15,33 @@ from kgjax.ops.triple_index import DeviceTripleIndex
 
 @struct.dataclass
 class TrainState:
-    """Everything a checkpoint holds. `step` counts completed optimizer steps."""
+    """Everything a checkpoint holds. `step` counts completed optimizer steps.
+
+    The optimizer state covers `trainable`: the model's and the sampler's parameters.
+    """
 
     step: jax.Array  # int32 scalar
     params: Params
+    sampler_params: Params
     opt_state: optax.OptState
 
+    @property
+    def trainable(self) -> dict[str, Params]:
+        return {"model": self.params, "sampler": self.sampler_params}
+
     @classmethod
-    def create(cls, model: KGEModel, optimizer: optax.GradientTransformation, rng: jax.Array):
-        params = model.init(rng)
-        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+    def create(cls, model: KGEModel, sampler, optimizer: optax.GradientTransformation, rng):
+        """Fresh parameters from `rng` (model and sampler from independent streams)."""
+        model_key, sampler_key = jax.random.split(rng)
+        params = model.init(model_key)
+        sampler_params = sampler.init(sampler_key, model)
+        trainable = {"model": params, "sampler": sampler_params}
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            sampler_params=sampler_params,
+            opt_state=optimizer.init(trainable),
+        )
 
 
 @struct.dataclass

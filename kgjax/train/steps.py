@@ -19,6 +19,7 @@ import optax
 from kgjax.models.base import KGEModel
 from kgjax.ops import sampling
 from kgjax.train import losses
+from kgjax.train.negatives import SampleContext
 from kgjax.train.state import TrainData, TrainState
 
 # Independent streams derived from the root key.
@@ -31,10 +32,7 @@ class StepSettings:
     """Static settings of the training step (hashable, bound before jit)."""
 
     batch_size: int
-    num_negatives: int
     adversarial_temperature: float | None  # None: uniform weights over negatives
-    filtered_negatives: bool
-    oversample: float
     subsampling: bool
     regularizer: str
     regularization: float
@@ -44,12 +42,9 @@ class StepSettings:
         adversarial = config.negatives.sampler == "self_adversarial"
         return cls(
             batch_size=config.batch_size,
-            num_negatives=config.negatives.num_negatives,
             adversarial_temperature=(
                 config.negatives.adversarial_temperature if adversarial else None
             ),
-            filtered_negatives=config.negatives.filtered,
-            oversample=config.negatives.oversample,
             subsampling=config.loss.subsampling,
             regularizer=config.loss.regularizer,
             regularization=config.loss.regularization,
@@ -85,6 +80,7 @@ def train_step(
     root_key: jax.Array,
     *,
     model: KGEModel,
+    sampler,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
     settings: StepSettings,
@@ -96,25 +92,9 @@ def train_step(
     """
     mode, positives, weights = select_batch(data, root_key, state.step, settings.batch_size)
     negative_key = jax.random.fold_in(jax.random.fold_in(root_key, _STEP_STREAM), state.step)
-    num_entities = model.num_entities
-    if settings.filtered_negatives:
-        negatives, false_rate = sampling.filtered_uniform_negatives(
-            negative_key,
-            positives,
-            mode,
-            settings.num_negatives,
-            num_entities,
-            data.index.tails,
-            data.index.heads,
-            settings.oversample,
-        )
-    else:
-        negatives = sampling.uniform_negatives(
-            negative_key, settings.batch_size, settings.num_negatives, num_entities
-        )
-        false_rate = jnp.float32(jnp.nan)
 
-    def loss_fn(params):
+    def loss_fn(trainable):
+        params, sampler_params = trainable["model"], trainable["sampler"]
         entity, relation = params["entity"], params["relation"]
         head, rel, tail = (
             entity[positives[:, 0]],
@@ -125,7 +105,10 @@ def train_step(
         positive_scores = model.match(tail_query, tail)
         # Head-batch corrupts the head, so the query comes from (r, t); tail-batch from (h, r).
         query = jnp.where(mode == sampling.HEAD_BATCH, model.head_query(rel, tail), tail_query)
-        negative_scores = model.match(query[:, None, :], entity[negatives])
+        context = SampleContext(negative_key, state.step, mode, positives, query, data)
+        negative_scores, sampler_loss, sampler_metrics = sampler(
+            sampler_params, params, model, context
+        )
         loss, parts = losses.negative_sampling_loss(
             positive_scores,
             negative_scores,
@@ -140,29 +123,36 @@ def train_step(
             )
         else:
             regularization = jnp.float32(0.0)
-        return loss + regularization, {**parts, "regularization": regularization}
+        total = loss + regularization + sampler_loss
+        return total, {**parts, "regularization": regularization, **sampler_metrics}
 
-    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {
-        "loss": loss,
-        **parts,
-        "negatives_false_rate": false_rate,
-        "learning_rate": schedule(state.step),
-    }
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    trainable = state.trainable
+    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
+    trainable = optax.apply_updates(trainable, updates)
+    metrics = {"loss": loss, **parts, "learning_rate": schedule(state.step)}
+    new_state = state.replace(
+        step=state.step + 1,
+        params=trainable["model"],
+        sampler_params=trainable["sampler"],
+        opt_state=opt_state,
+    )
     return new_state, metrics
 
 
-def make_train_chunk(model, optimizer, schedule, settings: StepSettings, length: int):
+def make_train_chunk(model, sampler, optimizer, schedule, settings: StepSettings, length: int):
     """A jitted call that runs `length` steps under lax.scan; the state is donated.
 
     Returns:
       fn(state, data, root_key) -> (state, metrics with a leading [length] axis).
     """
     step = functools.partial(
-        train_step, model=model, optimizer=optimizer, schedule=schedule, settings=settings
+        train_step,
+        model=model,
+        sampler=sampler,
+        optimizer=optimizer,
+        schedule=schedule,
+        settings=settings,
     )
 
     def chunk(state, data, root_key):

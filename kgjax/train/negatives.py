@@ -1,0 +1,91 @@
+"""Negative samplers: where the negatives of a training step come from.
+
+A sampler is a frozen dataclass of static settings with two methods:
+
+  init(rng, model) -> sampler params, a pytree trained jointly with the model ({} if none)
+  __call__(sampler_params, params, model, context) -> (negative scores [B, K], extra loss
+      scalar added to the KGE loss, metrics dict of scalars)
+
+It returns *scores*, not ids, so a learned sampler (MMRNS: Gumbel top-k with a
+straight-through one-hot) can let gradients reach its own parameters through the
+negatives' embeddings. Self-adversarial weighting is a property of the loss
+(`negatives.adversarial_temperature`), not of the sampler.
+
+Shapes: B batch, K negatives, De entity width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from kgjax.models.base import KGEModel, Params
+from kgjax.ops import sampling
+
+
+@struct.dataclass
+class SampleContext:
+    """What a sampler may use at one step.
+
+    Attributes:
+      key: PRNG key of this step's negatives.
+      step: int32 scalar, the step being taken.
+      mode: int32 scalar, sampling.HEAD_BATCH or sampling.TAIL_BATCH.
+      positives: int32 [B, 3] (head, relation, tail).
+      query: float [B, De], the model's query for the corrupted side: negatives are
+        scored as model.match(query[:, None], candidate embeddings).
+      data: the TrainData (training triples, their index, and any features).
+    """
+
+    key: jax.Array
+    step: jax.Array
+    mode: jax.Array
+    positives: jax.Array
+    query: jax.Array
+    data: object
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformSampler:
+    """Entities drawn uniformly, optionally rejecting known training triples (the reference)."""
+
+    num_negatives: int
+    filtered: bool = True
+    oversample: float = 2.0
+
+    def init(self, rng: jax.Array, model: KGEModel) -> Params:
+        del rng, model
+        return {}
+
+    def __call__(self, sampler_params, params: Params, model: KGEModel, context: SampleContext):
+        del sampler_params
+        batch_size = context.positives.shape[0]
+        if self.filtered:
+            ids, false_rate = sampling.filtered_uniform_negatives(
+                context.key,
+                context.positives,
+                context.mode,
+                self.num_negatives,
+                model.num_entities,
+                context.data.index.tails,
+                context.data.index.heads,
+                self.oversample,
+            )
+        else:
+            ids = sampling.uniform_negatives(
+                context.key, batch_size, self.num_negatives, model.num_entities
+            )
+            false_rate = jnp.float32(jnp.nan)
+        scores = model.match(context.query[:, None, :], params["entity"][ids])
+        return scores, jnp.float32(0.0), {"negatives_false_rate": false_rate}
+
+
+def from_config(config) -> UniformSampler:
+    """The sampler `config.negatives.sampler` names ("uniform" or "self_adversarial")."""
+    negatives = config.negatives
+    if negatives.sampler in ("uniform", "self_adversarial"):
+        return UniformSampler(negatives.num_negatives, negatives.filtered, negatives.oversample)
+    raise ValueError(f"config.negatives.sampler: unknown sampler {negatives.sampler!r}")
