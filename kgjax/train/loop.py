@@ -122,7 +122,9 @@ def _train(
             tqdm.write(f"resuming from the checkpoint at step {start_step}", file=sys.stderr)
         writer.write(start_step, "resume", {})
 
-    data = TrainData.from_dataset(dataset, config.loss.subsampling)
+    data = TrainData.from_dataset(
+        dataset, config.loss.subsampling, sampler.features(config, dataset)
+    )
     length = config_lib.chunk_length(config)
     run_chunk = make_train_chunk(
         model, sampler, optimizer, schedule, StepSettings.from_config(config), length

@@ -1,7 +1,9 @@
 """Negative samplers: where the negatives of a training step come from.
 
-A sampler is a frozen dataclass of static settings with two methods:
+A sampler is a frozen dataclass of static settings with three methods:
 
+  features(config, dataset) -> {name: np.ndarray [V, ...]} fixed per-entity arrays it reads
+      (loaded on the host once; they reach it as context.data.features)
   init(rng, model) -> sampler params, a pytree trained jointly with the model ({} if none)
   __call__(sampler_params, params, model, context) -> (negative scores [B, K], extra loss
       scalar added to the KGE loss, metrics dict of scalars)
@@ -55,6 +57,10 @@ class UniformSampler:
     num_negatives: int
     filtered: bool = True
     oversample: float = 2.0
+
+    def features(self, config, dataset) -> dict:
+        del config, dataset
+        return {}
 
     def init(self, rng: jax.Array, model: KGEModel) -> Params:
         del rng, model

@@ -52,18 +52,27 @@ class TrainData:
       triples: int32 [n, 3].
       weights: float32 [n] subsampling weights (ones when subsampling is off).
       index: the training triples' index, for filtered negatives.
+      features: fixed per-entity arrays a sampler or model reads (e.g. MMRNS's text and
+        visual features, [V, ...] each); {} when none are needed.
     """
 
     triples: jax.Array
     weights: jax.Array
     index: DeviceTripleIndex
+    features: dict[str, jax.Array]
 
     @classmethod
-    def from_dataset(cls, dataset: KGDataset, subsampling: bool) -> TrainData:
+    def from_dataset(
+        cls,
+        dataset: KGDataset,
+        subsampling: bool,
+        features: dict[str, np.ndarray] | None = None,
+    ) -> TrainData:
         train = dataset.train
         weights = subsampling_weights(train) if subsampling else np.ones(len(train), np.float32)
         return cls(
             triples=jnp.asarray(train, jnp.int32),
             weights=jnp.asarray(weights, jnp.float32),
             index=DeviceTripleIndex.from_host(dataset.triple_index(("train",))),
+            features={key: jnp.asarray(value) for key, value in (features or {}).items()},
         )
