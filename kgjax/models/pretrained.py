@@ -24,6 +24,7 @@ import re
 
 import jax
 import numpy as np
+import safetensors
 import safetensors.numpy
 import tokenizers
 
@@ -40,6 +41,8 @@ _VARIANT_OF_MODEL_TYPE = {
     "camembert": "roberta",
 }
 _PREFIXES = ("bert.", "roberta.")
+# Checkpoints converted from TensorFlow name the LayerNorm parameters gamma and beta.
+_TENSORFLOW_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
 _IGNORED = re.compile(r"embeddings\.(position_ids|token_type_ids)|(pooler|cls|lm_head)\..*")
 
 
@@ -102,7 +105,10 @@ def load_config(path: str | os.PathLike, split_layer: int | None = None) -> enco
     file = pathlib.Path(path) / CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(f"{file}: file not found")
-    raw = json.loads(file.read_text(encoding="utf-8"))
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file}: not a valid UTF-8 JSON file ({e})") from e
     model_type = raw.get("model_type")
     if model_type not in _VARIANT_OF_MODEL_TYPE:
         raise CheckpointError(
@@ -118,8 +124,8 @@ def load_config(path: str | os.PathLike, split_layer: int | None = None) -> enco
             f"{file}: position_embedding_type {raw['position_embedding_type']!r} is not "
             "supported (only 'absolute')"
         )
-    num_layers = raw["num_hidden_layers"]
     try:
+        num_layers = raw["num_hidden_layers"]
         return encoder.EncoderConfig(
             vocab_size=raw["vocab_size"],
             hidden_size=raw["hidden_size"],
@@ -127,10 +133,11 @@ def load_config(path: str | os.PathLike, split_layer: int | None = None) -> enco
             num_heads=raw["num_attention_heads"],
             intermediate_size=raw["intermediate_size"],
             split_layer=num_layers // 2 if split_layer is None else split_layer,
-            max_position_embeddings=raw["max_position_embeddings"],
-            type_vocab_size=raw["type_vocab_size"],
-            layer_norm_eps=raw["layer_norm_eps"],
-            pad_token_id=raw["pad_token_id"],
+            # Hugging Face's defaults where a config leaves these out.
+            max_position_embeddings=raw.get("max_position_embeddings", 512),
+            type_vocab_size=raw.get("type_vocab_size", 2),
+            layer_norm_eps=raw.get("layer_norm_eps", 1e-12),
+            pad_token_id=raw.get("pad_token_id", 0),
             variant=_VARIANT_OF_MODEL_TYPE[model_type],
         )
     except (KeyError, ValueError) as e:
@@ -170,10 +177,10 @@ def _normalise_key(key: str) -> str:
         if key.startswith(prefix):
             key = key[len(prefix) :]
             break
-    # Checkpoints converted from TensorFlow name LayerNorm parameters gamma/beta.
-    return re.sub(
-        r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
-    )
+    for old, new in _TENSORFLOW_NAMES.items():
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
 
 
 def load_params(path: str | os.PathLike, config: encoder.EncoderConfig) -> dict:
@@ -193,7 +200,10 @@ def load_params(path: str | os.PathLike, config: encoder.EncoderConfig) -> dict:
     file = pathlib.Path(path) / WEIGHTS_FILE
     if not file.is_file():
         raise CheckpointError(f"{file}: file not found")
-    tensors = {_normalise_key(k): v for k, v in safetensors.numpy.load_file(file).items()}
+    try:
+        tensors = {_normalise_key(k): v for k, v in safetensors.numpy.load_file(file).items()}
+    except safetensors.SafetensorError as e:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from e
     expected = jax.eval_shape(lambda: encoder.init_params(config, jax.random.key(0)))
     names = _checkpoint_names(config)
 
