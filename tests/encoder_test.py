@@ -29,6 +29,14 @@ MAX_LENGTH = 20
 TOLERANCE = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def highest_precision():
+    # GPUs would otherwise run float32 matmuls in TF32 (about 1e-3 off the references);
+    # CPUs compute in full float32 either way.
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def minilm():
     try:
