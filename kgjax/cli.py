@@ -5,6 +5,7 @@ kgjax evaluate --workdir=runs/x
 kgjax predict  --workdir=runs/x --head=NAME --relation=NAME [--top_k=10]
 kgjax predict  --workdir=runs/x --tail=NAME --relation=NAME
 kgjax export   --workdir=runs/x --out=embeddings.npz
+kgjax split    --dataset=fb15k237 --out=data/fb15k237_inductive [--fraction=0.1] [--seed=0]
 """
 
 from __future__ import annotations
@@ -17,16 +18,27 @@ from ml_collections import config_flags
 
 from kgjax import runs
 from kgjax.config import ConfigError
+from kgjax.data import catalog, inductive
 from kgjax.data.triples import DataError, UnknownNameError
 from kgjax.runs import RunError
 from kgjax.train.loop import TrainingDiverged, train
 
 USAGE = __doc__.split("\n\n", 1)[1]
-COMMANDS = ("train", "evaluate", "predict", "export")
+COMMANDS = ("train", "evaluate", "predict", "export", "split")
 
 
 def _define_flags(command: str, argv: list[str]) -> flags.FlagValues:
     fv = flags.FlagValues()
+    if command == "split":
+        flags.DEFINE_string("dataset", None, "Catalog name of a local dataset.", flag_values=fv)
+        flags.DEFINE_string(
+            "path", None, "Or a dataset folder (train/valid/test.txt).", flag_values=fv
+        )
+        flags.DEFINE_string("data_dir", None, "Folder of dataset folders.", flag_values=fv)
+        flags.DEFINE_string("out", None, "The split's folder to write.", flag_values=fv)
+        flags.DEFINE_float("fraction", 0.1, "Share of entities held out.", flag_values=fv)
+        flags.DEFINE_integer("seed", 0, "Seed of the draw.", flag_values=fv)
+        return fv
     flags.DEFINE_string("workdir", None, "The run's working directory.", flag_values=fv)
     if command == "train":
         config_flags.DEFINE_config_file(
@@ -63,10 +75,29 @@ def _print_metrics(results: dict) -> None:
                 f"MR {both['mr']:.2f}  Hits@1 {both['hits@1']:.4f}  Hits@3 {both['hits@3']:.4f}  "
                 f"Hits@10 {both['hits@10']:.4f}"
             )
+    block = results.get("inductive", {})
+    for variant, label in (("as_trained", "as trained"), ("from_text", "from text")):
+        if variant in block:
+            both = block[variant]["test_unseen"]["both"]
+            print(
+                f"test triples with an entity absent from train, its row {label}: "
+                f"MRR {both['mrr']:.4f}  Hits@10 {both['hits@10']:.4f}"
+            )
 
 
 def run(command: str, fv: flags.FlagValues) -> int:
-
+    if command == "split":
+        _required(fv, "out")
+        if (fv.dataset is None) == (fv.path is None):
+            raise flags.Error("give exactly one of --dataset (a catalog name) or --path")
+        if not 0 < fv.fraction < 1:
+            raise flags.Error(f"--fraction must be in (0, 1), got {fv.fraction}")
+        source = fv.path or catalog.local_folder(fv.dataset, fv.data_dir)
+        if source is None:
+            raise DataError(f"{fv.dataset}: no local copy; set KGJAX_DATA_DIR or --data_dir")
+        manifest = inductive.make_split(source, fv.out, fv.fraction, fv.seed)
+        print(json.dumps({"out": fv.out, **manifest["counts"]}))
+        return 0
     _required(fv, "workdir")
     if command == "train":
         if fv.config is None:

@@ -156,6 +156,18 @@ def canonical_name(name: str) -> str:
     return found
 
 
+def local_folder(name: str, data_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The local folder `load_dataset(name, data_dir=...)` reads, or None if it would download.
+
+    Description texts (`kgjax.data.descriptions`) live beside the triples in this folder; the
+    embedded UMLS copy holds triples only.
+
+    Raises:
+      DataError: an unknown name, or a `data_dir` / `$KGJAX_DATA_DIR` that does not exist.
+    """
+    return _find_local_folder(_CONFIGS[canonical_name(name)], data_dir)[0]
+
+
 def _find_local_folder(
     config: builders.KgConfig, data_dir: str | os.PathLike | None
 ) -> tuple[pathlib.Path | None, list[str]]:

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kgjax import config as config_lib
-from kgjax import runs
+from kgjax import runs, text_init
 from kgjax.checkpoints import Checkpointer
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.train import negatives
@@ -115,7 +115,8 @@ def _train(
     create = lambda: TrainState.create(model, sampler, optimizer, init_key)
     start_step = checkpointer.latest_step()
     if start_step is None:
-        state, start_step = jax.jit(create)(), 0
+        state = text_init.initialise(config, dataset, model, jax.jit(create)(), progress)
+        start_step = 0
     else:
         state = checkpointer.restore(jax.eval_shape(create), start_step)
         if progress:
@@ -181,6 +182,11 @@ def _train(
     checkpointer.wait()
 
     results = {split: evaluator(state.params, split) for split in ("valid", "test")}
+    results.update(
+        text_init.inductive_results(
+            config, dataset, model, state.params, evaluator, results, progress
+        )
+    )
     results.update(
         steps=int(step),
         train_seconds=train_seconds,

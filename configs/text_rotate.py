@@ -1,0 +1,78 @@
+"""RotatE with entity embeddings initialised from their descriptions, evaluated inductively.
+
+The entity table starts as the entities' MiniLM description vectors (JAKET mention pooling),
+projected to the entity width by PCA and scaled to RotatE's uniform init range; after
+training, entities absent from the training split get rows from their text through a ridge
+map fitted on the trained entities, and results.json gains an "inductive" block
+(`kgjax.text_init`, `kgjax.evaluation.inductive`). The plain baseline is the same config with
+`--config.text.init=uniform` (same budget; the same text map is fitted for its inductive
+numbers, and its "as_trained" numbers are the random rows a plain model has).
+
+Run (from the repository root; the data folder laid out like ../shared/data):
+  export KGJAX_DATA_DIR=../shared/data
+  kgjax train --config=configs/text_rotate.py:fb15k237 --workdir=runs/text_rotate_fb15k237
+  kgjax train --config=configs/text_rotate.py:fb15k237 --workdir=runs/rotate_fb15k237_cpu \
+      --config.text.init=uniform
+  kgjax train --config=configs/text_rotate.py:wn18rr --workdir=runs/text_rotate_wn18rr
+  kgjax split --dataset=fb15k237 --out=data/fb15k237_inductive      # once: the 10% split
+  kgjax train --config=configs/text_rotate.py:fb15k237_inductive \
+      --workdir=runs/text_rotate_fb15k237_inductive
+  kgjax split --dataset=umls --out=data/umls_inductive               # seconds, on CPU
+  kgjax train --config=configs/text_rotate.py:umls_inductive --workdir=runs/text_rotate_umls_ind
+
+fb15k237, wn18rr and fb15k237_inductive are reduced configs for a 2-core CPU (dim 100, a few
+thousand steps, a higher learning rate than best_config.sh's to match): the figures in the
+README come from them. `:<dataset>,full` keeps the text settings but takes configs/rotate.py's
+reference hyper-parameters, for the GPU machine.
+"""
+
+import importlib.util
+import pathlib
+
+from kgjax.config import kge_config
+
+# configs/ is a folder of files, not a package: rotate.py's reference settings by path.
+_spec = importlib.util.spec_from_file_location(
+    "rotate", pathlib.Path(__file__).with_name("rotate.py")
+)
+rotate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rotate)
+
+# Reduced CPU settings: batch, negatives, dim, gamma, temperature, lr, steps, test batch.
+CPU_SETTINGS = {
+    "fb15k237": dict(batch_size=512, num_negatives=128, dim=100, gamma=9.0,
+                     adversarial_temperature=1.0, lr=1e-3, num_steps=3_000, eval_batch_size=64),
+    "wn18rr": dict(batch_size=512, num_negatives=128, dim=100, gamma=6.0,
+                   adversarial_temperature=0.5, lr=1e-3, num_steps=3_000, eval_batch_size=64),
+    "umls": rotate.SETTINGS["umls"],
+}  # fmt: skip
+# Inductive splits written by `kgjax split` (see kgjax.data.inductive) under the git-ignored
+# data/ folder; their texts come from the source dataset's description folders, copied there.
+INDUCTIVE = {"fb15k237_inductive": ("fb15k237", "star"), "umls_inductive": ("umls", "kg-bert-long")}
+
+
+def get_config(arg: str = "umls"):
+    name, _, variant = arg.partition(",")
+    dataset, source = INDUCTIVE.get(name, (name, ""))
+    if dataset not in CPU_SETTINGS or variant not in ("", "full"):
+        raise ValueError(
+            f"configs/text_rotate.py: unknown argument {arg!r}; one of "
+            f"{[*CPU_SETTINGS, *INDUCTIVE]}, optionally followed by ',full'"
+        )
+    settings = rotate.SETTINGS[dataset] if variant == "full" else CPU_SETTINGS[dataset]
+    config = kge_config(
+        command=f"kgjax train --config=configs/text_rotate.py:{arg} "
+        f"--workdir=runs/text_rotate_{name}{'_full' if variant else ''}",
+        model="rotate",
+        dataset=dataset,
+        **settings,
+    )
+    if name in INDUCTIVE:
+        config.data.path = f"data/{name}"
+    config.text.init = "text"
+    config.text.projection = "pca"
+    config.text.inductive = True
+    config.text.source = source
+    # One evaluation at the end: on a CPU, ranking FB15k-237's valid split costs minutes.
+    config.eval_every_steps = config.num_steps
+    return config

