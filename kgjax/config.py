@@ -19,7 +19,7 @@ from kgjax.encode import POOLINGS
 from kgjax.models import MODELS
 from kgjax.models.text_projection import INITS, PROJECTIONS
 
-SAMPLERS = ("uniform", "self_adversarial")
+SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
 SCHEDULES = ("constant", "step", "cosine")
 REGULARIZERS = ("none", "l3", "n3")
@@ -97,11 +97,32 @@ def kge_config(
     c.loss.subsampling = True  # RotatE's frequency-based weights
 
     c.negatives = ml_collections.ConfigDict()
-    c.negatives.sampler = "self_adversarial"  # or "uniform"
+    c.negatives.sampler = "self_adversarial"  # or "uniform", "mmrns"
     c.negatives.num_negatives = num_negatives
     c.negatives.adversarial_temperature = adversarial_temperature
     c.negatives.filtered = True  # reject known training triples, as the reference does
     c.negatives.oversample = 2.0  # candidates drawn per kept negative when filtering
+    # MMRNS (Xu et al., ACM MM 2022; kgjax.train.mmrns_sampler); defaults: the reference's.
+    c.negatives.mmrns = ml_collections.ConfigDict()
+    c.negatives.mmrns.pool_size = 1500  # entities drawn per step to sample negatives from
+    c.negatives.mmrns.epsilon0 = 10.0  # exploration: epsilon = epsilon0 / (1 + log(step + 1))
+    c.negatives.mmrns.beta = 0.01  # weight of the contrastive loss
+    c.negatives.mmrns.gumbel_temperature = 1.0  # of the straight-through relaxation
+    c.negatives.mmrns.attention_dim = 50
+    c.negatives.mmrns.output_dim = 50
+    c.negatives.mmrns.structure_hidden = 100
+    c.negatives.mmrns.chunk_size = 64  # batch rows per block of the structural branch
+    # Features: "descriptions" (text only: the first sentences of each description, mean-
+    # pooled by config.text.encoder from config.text.source/descriptions_dir, max_length
+    # tokens each), "none", "synthetic" (tests only), or a .npy/.npz file holding "features"
+    # [V, L, D] and optionally a bool "mask" [V, L] (False on padding).
+    c.negatives.mmrns.text = "descriptions"
+    c.negatives.mmrns.num_sentences = 4
+    c.negatives.mmrns.text_width = 384  # the default encoder's (MiniLM) hidden size
+    c.negatives.mmrns.visual = "none"
+    c.negatives.mmrns.num_regions = 24
+    c.negatives.mmrns.visual_width = 383
+
 
     c.batch_size = batch_size
     c.num_steps = num_steps

@@ -26,6 +26,7 @@ from flax import struct
 
 from kgjax.models.base import KGEModel, Params
 from kgjax.ops import sampling
+from kgjax.train import mmrns_sampler
 
 
 @struct.dataclass
@@ -89,9 +90,11 @@ class UniformSampler:
         return scores, jnp.float32(0.0), {"negatives_false_rate": false_rate}
 
 
-def from_config(config) -> UniformSampler:
-    """The sampler `config.negatives.sampler` names ("uniform" or "self_adversarial")."""
+def from_config(config):
+    """The sampler `config.negatives.sampler` names ("uniform", "self_adversarial", "mmrns")."""
     negatives = config.negatives
     if negatives.sampler in ("uniform", "self_adversarial"):
         return UniformSampler(negatives.num_negatives, negatives.filtered, negatives.oversample)
+    if negatives.sampler == "mmrns":
+        return mmrns_sampler.from_config(config)
     raise ValueError(f"config.negatives.sampler: unknown sampler {negatives.sampler!r}")

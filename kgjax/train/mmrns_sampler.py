@@ -1,0 +1,438 @@
+"""MMRNS: relation-enhanced multimodal hard negatives drawn by masked Gumbel top-k.
+
+Xu et al., "Relation-enhanced Negative Sampling for Multimodal Knowledge Graph Completion",
+ACM MM 2022 (reference code: github.com/quqxui/MMRNS, `run_gumbel.py`). At every step:
+
+1. A pool of N entities is drawn uniformly without replacement, shared by the batch (the
+   reference's `pre_sample_num`, 1,500), so the cost does not grow with V.
+2. The corrupted side's true entity (the anchor) and every pool entity are represented per
+   modality by `kgjax.models.mmrns.KCA` under the triple's relation: text and visual features
+   through knowledge-guided cross-modal attention, and the KGE model's own embeddings through
+   the structural gate. sim_m[b, n] is the cosine of anchor b and pool entity n in modality m.
+3. The sampling distribution is p = mean_m softmax(sim_m / epsilon), with the exploration
+   schedule epsilon = epsilon_0 / (1 + log(step + 1)): near uniform early, sharper later.
+4. Known positives in the pool (all true answers of the query in the training triples) are
+   masked in log space, and K negatives are drawn without replacement by Gumbel top-k; the
+   straight-through one-hot (`kgjax.ops.gumbel.straight_through_gather`) carries the KGE
+   loss's gradient into p, hence into the sampler's parameters.
+5. A contrastive loss per modality pulls the anchor towards the pool's positives and away from
+   its negatives, each weighted by w: the self-adversarial weight softmax(alpha * score) of a
+   drawn negative, 1/N for the rest; averaged over modalities and added to the KGE loss with
+   weight beta (the reference: 1/loss_rate = 1/100).
+
+Where this differs from the reference, and why:
+- The contrastive loss is per triple, -log(sum_P w e^sim / sum_N w e^sim), as the paper's
+  equation writes it, with the anchor itself counted in P (cosine 1, weight 1/N) so that a
+  triple whose pool holds none of its positives still has a finite loss; the reference pools
+  the sums over the whole batch. Drawn negatives weigh their self-adversarial weight, as the
+  paper says; the reference multiplies it by 1/N.
+- Cosines backpropagate through the norms (the reference detaches them).
+- Padded sentences and regions are masked (see `kgjax.models.mmrns`).
+- Without visual features, the text guides itself (see `kgjax.models.mmrns`).
+
+Shapes: B batch, K negatives, N pool, V entities, M modalities, L rows per entity (sentences
+or regions), D feature width, De entity width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kgjax.config import ConfigError
+from kgjax.models.base import KGEModel, Params
+from kgjax.models.mmrns import KCA
+from kgjax.ops import gumbel, sampling
+
+# Feature sources besides a file path.
+NO_FEATURES = "none"
+SYNTHETIC = "synthetic"  # random features, to test the code path only
+DESCRIPTIONS = "descriptions"  # text only: sentence vectors from the language module
+_COSINE_DELTA = 1e-8  # the paper's delta, so a zero vector has cosine 0, not NaN
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s+--\s+")
+
+
+def exploration_epsilon(step: jax.Array, epsilon0: float) -> jax.Array:
+    """epsilon_0 / (1 + log(step + 1)): epsilon_0 at step 0, then slowly decreasing.
+
+    The reference counts steps from 1 (log(1) = 0), so the schedule is shifted by one here.
+    """
+    return epsilon0 / (1.0 + jnp.log1p(jnp.asarray(step, jnp.float32)))
+
+
+def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a . b / (|a| |b| + delta) over the last axis (broadcasting); 0 for zero vectors."""
+
+    def norm(x):
+        squared = jnp.sum(x * x, axis=-1)
+        # sqrt has an infinite derivative at 0; a zero vector's cosine is 0 whatever its norm.
+        return jnp.sqrt(jnp.maximum(squared, 1e-30))
+
+    return jnp.sum(a * b, axis=-1) / (norm(a) * norm(b) + _COSINE_DELTA)
+
+
+def contrastive_loss(similarities: jax.Array, weights: jax.Array, positive: jax.Array) -> jax.Array:
+    """The weighted contrastive loss of each anchor: -log(sum_P w e^sim / sum_N w e^sim).
+
+    P is the anchor itself (cosine 1, weight 1/N) plus the pool's positives; N is the pool's
+    negatives. A row without pool negatives has loss 0.
+
+    Args:
+      similarities: float [M, B, N] cosines between anchors and pool entities.
+      weights: float [B, N] > 0 (self-adversarial for drawn negatives, 1/N otherwise).
+      positive: bool [B, N], pool entities that are known answers.
+
+    Returns:
+      float [M, B].
+    """
+    pool_size = similarities.shape[-1]
+    logits = similarities + jnp.log(weights)
+
+    def masked_logsumexp(where):
+        # A finite stand-in for -inf: an empty set gives ~-1e30, and its gradient stays 0.
+        return jax.nn.logsumexp(jnp.where(where, logits, -1e30), axis=-1)
+
+    positives = jnp.logaddexp(1.0 - jnp.log(pool_size), masked_logsumexp(positive))
+    has_negatives = jnp.any(~positive, axis=-1)
+    return jnp.where(has_negatives, masked_logsumexp(~positive) - positives, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MMRNSSampler:
+    """The MMRNS negative sampler (module docstring); built by `from_config`.
+
+    Attributes:
+      num_negatives: K.
+      pool_size: N, the pre-sample pool (capped at V).
+      epsilon0: epsilon_0 of the exploration schedule (the reference: 10).
+      beta: the contrastive loss's weight (the reference: 1 / 100).
+      gumbel_temperature: tau of the straight-through relaxation (the reference: 1).
+      adversarial_temperature: alpha of the self-adversarial weights in the contrastive loss.
+      text_width, num_sentences, visual_width, num_regions: the feature shapes; width 0 for a
+        modality without features.
+      attention_dim, output_dim, structure_hidden: KCA's widths.
+      chunk_size: batch rows per block when scoring the structural branch, which holds
+        [chunk, N, De] at a time instead of [B, N, De].
+    """
+
+    num_negatives: int
+    pool_size: int = 1500
+    epsilon0: float = 10.0
+    beta: float = 0.01
+    gumbel_temperature: float = 1.0
+    adversarial_temperature: float = 1.0
+    text_width: int = 384
+    num_sentences: int = 4
+    visual_width: int = 0
+    num_regions: int = 24
+    attention_dim: int = 50
+    output_dim: int = 50
+    structure_hidden: int = 100
+    chunk_size: int = 64
+
+    def kca(self, model: KGEModel) -> KCA:
+        """The representation network for `model`'s embedding widths."""
+        return KCA(
+            text_width=self.text_width,
+            num_sentences=self.num_sentences,
+            visual_width=self.visual_width,
+            num_regions=self.num_regions,
+            entity_width=model.entity_width,
+            relation_width=model.relation_width,
+            attention_dim=self.attention_dim,
+            output_dim=self.output_dim,
+            structure_hidden=self.structure_hidden,
+        )
+
+    def init(self, rng: jax.Array, model: KGEModel) -> Params:
+        """KCA's parameters.
+
+        Raises:
+          ValueError: more negatives than pool entities.
+        """
+        pool_size = min(self.pool_size, model.num_entities)
+        if self.num_negatives > pool_size:
+            raise ValueError(
+                f"mmrns: {self.num_negatives} negatives cannot be drawn without replacement "
+                f"from a pool of {pool_size} entities"
+            )
+        return self.kca(model).init(rng)
+
+    def features(self, config, dataset) -> dict[str, np.ndarray]:
+        """The per-entity feature arrays that `config.negatives.mmrns` names.
+
+        Returns:
+          {"text": float32 [V, L_t, D_t], "text_mask": bool [V, L_t]} when text_width > 0, and
+          {"visual", "visual_mask"} likewise when visual_width > 0.
+
+        Raises:
+          ConfigError: a source that cannot be read or does not match the configured shape.
+        """
+        settings = config.negatives.mmrns
+        out = {}
+        if self.text_width:
+            out["text"], out["text_mask"] = _load_features(
+                "text", config, dataset, (self.num_sentences, self.text_width)
+            )
+        if self.visual_width:
+            if settings.visual == DESCRIPTIONS:
+                raise ConfigError(
+                    "config.negatives.mmrns.visual: descriptions are text; give a feature file"
+                )
+            out["visual"], out["visual_mask"] = _load_features(
+                "visual", config, dataset, (self.num_regions, self.visual_width)
+            )
+        return out
+
+    def similarities(
+        self,
+        sampler_params: Params,
+        params: Params,
+        model: KGEModel,
+        features: dict[str, jax.Array],
+        pool: jax.Array,
+        anchors: jax.Array,
+        relations: jax.Array,
+    ) -> jax.Array:
+        """Cosine similarities between each anchor and every pool entity, per modality.
+
+        Args:
+          pool: int [N] pool entities.
+          anchors: int [B] the true entity of the corrupted side.
+          relations: int [B] the triples' relations.
+
+        Returns:
+          float [M, B, N], modalities in the order of `KCA.modalities`, then the structure.
+        """
+        kca = self.kca(model)
+        relation_table = params["relation"]
+        relation = relation_table[relations]  # [B, Dr]
+        sims = []
+        if kca.modalities:
+
+            def terms(ids):
+                return kca.entity_terms(
+                    sampler_params,
+                    features["text"][ids],
+                    features["text_mask"][ids],
+                    features["visual"][ids] if kca.visual_width else None,
+                    features["visual_mask"][ids] if kca.visual_width else None,
+                )
+
+            # Pool representations depend on the relation, not on the rest of the triple: with
+            # fewer relations than rows, represent the pool once per relation and gather.
+            if relation_table.shape[0] <= relations.shape[0]:
+                groups, row_group = relation_table, relations
+            else:
+                groups, row_group = relation, jnp.arange(relations.shape[0])
+            pool_terms = jax.tree.map(lambda x: x[None], terms(pool))
+            pool_reps = kca.represent(sampler_params, pool_terms, groups[:, None, :])  # [G, N, O]
+            anchor_reps = kca.represent(sampler_params, terms(anchors), relation)  # [B, O]
+            for modality in kca.modalities:
+                sims.append(
+                    cosine(pool_reps[modality][row_group], anchor_reps[modality][:, None, :])
+                )
+
+        entity = params["entity"]
+        pool_entities = entity[pool]  # [N, De]
+        anchor_structure = kca.structure(sampler_params, entity[anchors], relation)  # [B, De]
+
+        def structure_row(row):
+            rel, anchor = row
+            return cosine(kca.structure(sampler_params, pool_entities, rel), anchor)
+
+        # Checkpointed blocks: the [chunk, N, De] gates are recomputed in the backward pass
+        # instead of kept for the whole batch.
+        sims.append(
+            jax.lax.map(
+                jax.checkpoint(structure_row),
+                (relation, anchor_structure),
+                batch_size=min(self.chunk_size, relations.shape[0]),
+            )
+        )
+        return jnp.stack(sims)
+
+    def __call__(self, sampler_params, params: Params, model: KGEModel, context):
+        """Draws K hard negatives per triple and scores them (see the module docstring).
+
+        Returns:
+          (negative scores [B, K], beta * contrastive loss, metrics: contrastive_loss,
+          exploration_epsilon, negatives_false_rate).
+        """
+        pool_key, gumbel_key = jax.random.split(context.key)
+        num_entities = model.num_entities
+        pool_size = min(self.pool_size, num_entities)
+        if pool_size == num_entities:
+            pool = jnp.arange(num_entities, dtype=jnp.int32)
+        else:
+            pool = jax.random.permutation(pool_key, num_entities)[:pool_size].astype(jnp.int32)
+
+        heads, relations, tails = (context.positives[:, i] for i in range(3))
+        head_batch = context.mode == sampling.HEAD_BATCH
+        anchors = jnp.where(head_batch, heads, tails)
+        index = context.data.index
+        positive = jax.lax.cond(
+            head_batch,
+            lambda: index.heads.contains(tails[:, None], relations[:, None], pool[None, :]),
+            lambda: index.tails.contains(heads[:, None], relations[:, None], pool[None, :]),
+        )  # [B, N]
+
+        sims = self.similarities(
+            sampler_params, params, model, context.data.features, pool, anchors, relations
+        )
+        epsilon = exploration_epsilon(context.step, self.epsilon0)
+        num_modalities = sims.shape[0]
+        log_p = jax.nn.logsumexp(jax.nn.log_softmax(sims / epsilon, axis=-1), axis=0) - jnp.log(
+            num_modalities
+        )
+        logits = gumbel.masked_log_probs(log_p, positive)
+        drawn, perturbed = gumbel.gumbel_top_k(gumbel_key, logits, self.num_negatives)
+        candidates = gumbel.straight_through_gather(
+            params["entity"][pool], perturbed, drawn, self.gumbel_temperature
+        )  # [B, K, De]
+        scores = model.match(context.query[:, None, :], candidates)
+
+        adversarial = jax.lax.stop_gradient(
+            jax.nn.softmax(self.adversarial_temperature * scores, axis=-1)
+        )
+        rows = jnp.arange(drawn.shape[0])[:, None]
+        weights = jnp.full(positive.shape, 1.0 / pool_size).at[rows, drawn].set(adversarial)
+        loss = jnp.mean(contrastive_loss(sims, weights, positive))
+        false_rate = jnp.mean(jnp.take_along_axis(positive, drawn, axis=1).astype(jnp.float32))
+        metrics = {
+            "contrastive_loss": loss,
+            "exploration_epsilon": epsilon,
+            "negatives_false_rate": false_rate,
+        }
+        return scores, self.beta * loss, metrics
+
+
+def from_config(config) -> MMRNSSampler:
+    """The sampler `config.negatives` describes (`negatives.mmrns.*`, see `kge_config`)."""
+    negatives, settings = config.negatives, config.negatives.mmrns
+    return MMRNSSampler(
+        num_negatives=negatives.num_negatives,
+        pool_size=settings.pool_size,
+        epsilon0=settings.epsilon0,
+        beta=settings.beta,
+        gumbel_temperature=settings.gumbel_temperature,
+        adversarial_temperature=negatives.adversarial_temperature,
+        text_width=0 if settings.text == NO_FEATURES else settings.text_width,
+        num_sentences=settings.num_sentences,
+        visual_width=0 if settings.visual == NO_FEATURES else settings.visual_width,
+        num_regions=settings.num_regions,
+        attention_dim=settings.attention_dim,
+        output_dim=settings.output_dim,
+        structure_hidden=settings.structure_hidden,
+        chunk_size=settings.chunk_size,
+    )
+
+
+# --- feature loading (host side) ----------------------------------------------------------
+
+
+def split_sentences(text: str, max_sentences: int) -> list[str]:
+    """The first `max_sentences` sentences of a description (at . ! ? or a StAR " -- ").
+
+    The reference encodes each description sentence by sentence and keeps the first four.
+    """
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    return (sentences or [text.strip() or "-"])[:max_sentences]
+
+
+def description_features(
+    texts: list[str], num_sentences: int, encode
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors of each text, cropped and padded to `num_sentences`.
+
+    Args:
+      texts: one description per entity (V).
+      num_sentences: L.
+      encode: fn(list of n sentences) -> float [n, D].
+
+    Returns:
+      (float32 [V, L, D] with zero rows on padding, bool [V, L] mask).
+    """
+    split = [split_sentences(text, num_sentences) for text in texts]
+    vectors = np.asarray(encode([s for sentences in split for s in sentences]), np.float32)
+    features = np.zeros((len(texts), num_sentences, vectors.shape[1]), np.float32)
+    mask = np.zeros((len(texts), num_sentences), bool)
+    start = 0
+    for row, sentences in enumerate(split):
+        features[row, : len(sentences)] = vectors[start : start + len(sentences)]
+        mask[row, : len(sentences)] = True
+        start += len(sentences)
+    return features, mask
+
+
+def _encode_descriptions(config, dataset, num_sentences: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors of the run's entity descriptions (the `config.text` settings).
+
+    Sentences are mean-pooled (the sentence-transformers embedding, as the reference's SBERT
+    vectors), whatever `config.text.pooling` says: the entity's mention is in one sentence.
+    """
+    from kgjax import encode, text_init
+    from kgjax.data import descriptions
+    from kgjax.models import pretrained
+
+    texts = descriptions.entity_descriptions(
+        text_init.descriptions_folder(config), dataset.entities.names, config.text.source or None
+    ).texts
+    model = pretrained.load_pretrained(config.text.encoder or None)
+    return description_features(
+        list(texts),
+        num_sentences,
+        lambda sentences: encode.encode_texts(
+            sentences, model, pooling="mean", max_length=config.text.max_length, progress=False
+        ),
+    )
+
+
+def _load_features(
+    modality: str, config, dataset, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One modality's [V, L, D] features and [V, L] mask from its configured source."""
+    source = config.negatives.mmrns[modality]
+    key = f"config.negatives.mmrns.{modality}"
+    expected = (dataset.num_entities, *shape)
+    if source == SYNTHETIC:
+        rng = np.random.default_rng([config.seed, len(modality)])
+        features = rng.standard_normal(expected).astype(np.float32)
+        # Ragged lengths, so that masking is exercised.
+        lengths = rng.integers(1, shape[0] + 1, dataset.num_entities)
+        mask = np.arange(shape[0])[None, :] < lengths[:, None]
+        return np.where(mask[..., None], features, 0.0).astype(np.float32), mask
+    if source == DESCRIPTIONS:
+        features, mask = _encode_descriptions(config, dataset, shape[0])
+    else:
+        path = pathlib.Path(os.path.expanduser(source))
+        if not path.is_file():
+            raise ConfigError(
+                f"{key}: {source!r} is not {NO_FEATURES!r}, {SYNTHETIC!r}, "
+                f"{DESCRIPTIONS!r} or a .npy/.npz file"
+            )
+        loaded = np.load(path)
+        if isinstance(loaded, np.ndarray):
+            features, mask = loaded.astype(np.float32), np.ones(loaded.shape[:2], bool)
+        else:
+            with loaded:
+                if "features" not in loaded.files:
+                    raise ConfigError(f"{key}: {path} has no 'features' array")
+                features = np.asarray(loaded["features"], np.float32)
+                mask = (
+                    np.asarray(loaded["mask"], bool)
+                    if "mask" in loaded.files
+                    else np.ones(features.shape[:2], bool)
+                )
+    if features.shape != expected or mask.shape != expected[:2]:
+        raise ConfigError(
+            f"{key}: features of shape {features.shape} (mask {mask.shape}); expected "
+            f"{expected} for {dataset.num_entities} entities (set num_* and *_width to match)"
+        )
+    return features, mask

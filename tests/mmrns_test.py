@@ -1,0 +1,298 @@
+"""MMRNS: KCA shapes and masking, the schedule, the contrastive loss, the sampler, training."""
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from kgjax import models
+from kgjax.config import ConfigError
+from kgjax.data.catalog import load_dataset
+from kgjax.models.mmrns import KCA
+from kgjax.ops import sampling
+from kgjax.train import mmrns_sampler, negatives, steps
+from kgjax.train.loop import train
+from kgjax.train.state import TrainData, TrainState
+
+REPO = pathlib.Path(__file__).parents[1]
+DATA_DIR = pathlib.Path(os.environ.get("KGJAX_DATA_DIR", REPO / ".." / "shared" / "data"))
+
+
+def mmrns_config(text="synthetic", visual="synthetic", **mmrns):
+    spec = importlib.util.spec_from_file_location("config", REPO / "configs" / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("rotate")
+    config.negatives.sampler = "mmrns"
+    config.negatives.mmrns.text = text
+    config.negatives.mmrns.visual = visual
+    config.negatives.mmrns.num_regions = 5
+    config.negatives.mmrns.visual_width = 12
+    config.negatives.mmrns.text_width = 16
+    config.negatives.mmrns.num_sentences = 3
+    config.negatives.mmrns.pool_size = 100
+    config.negatives.mmrns.chunk_size = 16
+    for key, value in mmrns.items():
+        config.negatives.mmrns[key] = value
+    return config
+
+
+def kca(visual: bool) -> KCA:
+    return KCA(
+        text_width=6,
+        num_sentences=3,
+        visual_width=7 if visual else 0,
+        num_regions=4,
+        entity_width=10,
+        relation_width=5,
+        attention_dim=8,
+        output_dim=9,
+        structure_hidden=11,
+    )
+
+
+def features(key, num_entities, length, width, lengths):
+    mask = np.arange(length)[None, :] < np.asarray(lengths)[:, None]
+    values = jax.random.normal(key, (num_entities, length, width))
+    return jnp.where(mask[..., None], values, 0.0), jnp.asarray(mask)
+
+
+@pytest.mark.parametrize("visual", [True, False])
+def test_kca_shapes_and_relation_broadcasting(visual):
+    net = kca(visual)
+    keys = jax.random.split(jax.random.key(0), 5)
+    params = net.init(keys[0])
+    text, text_mask = features(keys[1], 6, 3, 6, [3, 1, 2, 3, 1, 2])
+    image, image_mask = features(keys[2], 6, 4, 7, [4, 2, 1, 4, 3, 1]) if visual else (None, None)
+    relations = jax.random.normal(keys[3], (2, 5))
+    entities = jax.random.normal(keys[4], (6, 10))
+
+    @jax.jit
+    def run(params, text, image, relations, entities):
+        terms = net.entity_terms(params, text, text_mask, image, image_mask)
+        # Every (relation, entity) pair at once: [G, N, O].
+        table = net.represent(params, jax.tree.map(lambda x: x[None], terms), relations[:, None, :])
+        # Row by row: entity n under relation n % 2.
+        paired = net.represent(params, terms, relations[jnp.arange(6) % 2])
+        structure = net.structure(params, entities[None], relations[:, None, :])
+        return (
+            terms.cross,
+            table,
+            paired,
+            structure,
+            net.structure(params, entities[0], relations[1]),
+        )
+
+    cross, table, paired, structure, single = run(params, text, image, relations, entities)
+    assert cross.shape == (6, net.guide_length, 3)
+    assert set(table) == set(net.modalities)
+    for modality in net.modalities:
+        assert table[modality].shape == (2, 6, 9)
+    for modality in net.modalities:
+        assert paired[modality].shape == (6, 9)
+        np.testing.assert_allclose(
+            paired[modality], table[modality][jnp.arange(6) % 2, jnp.arange(6)], rtol=1e-5
+        )
+
+    assert structure.shape == (2, 6, 10)
+    np.testing.assert_allclose(single, structure[1, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("visual", [True, False])
+def test_kca_ignores_padding(visual):
+    net = kca(visual)
+    keys = jax.random.split(jax.random.key(1), 6)
+    params = net.init(keys[0])
+    text, text_mask = features(keys[1], 4, 3, 6, [1, 2, 3, 2])
+    image, image_mask = features(keys[2], 4, 4, 7, [2, 4, 1, 3]) if visual else (None, None)
+    relation = jax.random.normal(keys[3], (4, 5))
+
+    @jax.jit
+    def represent(text, image):
+        terms = net.entity_terms(params, text, text_mask, image, image_mask)
+        return net.represent(params, terms, relation)
+
+    before = represent(text, image)
+    # Garbage in the padded rows changes nothing ...
+    noise = 100.0 * jax.random.normal(keys[4], text.shape)
+    padded_text = jnp.where(text_mask[..., None], text, noise)
+    padded_image = (
+        jnp.where(image_mask[..., None], image, 100.0 * jax.random.normal(keys[5], image.shape))
+        if visual
+        else None
+    )
+    after = represent(padded_text, padded_image)
+    for modality in net.modalities:
+        np.testing.assert_allclose(after[modality], before[modality], rtol=1e-5, atol=1e-5)
+    # ... while a real sentence does.
+    changed = represent(text.at[2, 0].add(1.0), image)
+    assert not np.allclose(changed["text"][2], before["text"][2], atol=1e-4)
+
+
+def test_kca_rejects_visual_without_text():
+    with pytest.raises(ValueError, match="need textual features"):
+        KCA(0, 4, 7, 4, 10, 5)
+
+
+def test_exploration_schedule():
+    epsilon = jax.jit(mmrns_sampler.exploration_epsilon, static_argnums=1)
+    assert float(epsilon(0, 10.0)) == pytest.approx(10.0)
+    # log(step + 1) = 1 halves it; the reference's step counts from 1.
+    assert float(epsilon(math.e - 1, 10.0)) == pytest.approx(5.0)
+    values = [float(epsilon(step, 2.0)) for step in (0, 1, 10, 100, 10_000, 100_000)]
+    expected = [2.0 / (1 + math.log(step + 1)) for step in (0, 1, 10, 100, 10_000, 100_000)]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_contrastive_loss_matches_the_formula():
+    rng = np.random.default_rng(0)
+    sims = rng.uniform(-1, 1, (2, 3, 6)).astype(np.float32)
+    weights = rng.uniform(0.01, 1, (3, 6)).astype(np.float32)
+    positive = np.array(
+        [[1, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool
+    )  # some, none, only positives
+    loss = np.asarray(mmrns_sampler.contrastive_loss(sims, weights, positive))
+    anchor = math.e / 6  # the anchor itself: cosine 1, weight 1/N
+    for m in range(2):
+        for b in range(2):
+            e = weights[b] * np.exp(sims[m, b])
+            expected = -np.log((anchor + e[positive[b]].sum()) / e[~positive[b]].sum())
+            assert loss[m, b] == pytest.approx(expected, rel=1e-5)
+        assert loss[m, 2] == 0.0  # no negatives in the pool
+    grad = jax.grad(lambda s: mmrns_sampler.contrastive_loss(s, weights, positive).sum())(sims)
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.fixture(scope="module")
+def umls():
+    return load_dataset("umls")
+
+
+@pytest.fixture(scope="module")
+def setup(umls):
+    """RotatE on UMLS with synthetic text and visual features; the pool is every entity.
+
+    beta = 0: without the contrastive loss, the sampler's parameters can only get a gradient
+    through the negatives' straight-through one-hot in the KGE loss.
+    """
+    config = mmrns_config(pool_size=1000, beta=0.0)
+    model = models.get("rotate", umls.num_entities, umls.num_relations, dim=8, gamma=6.0)
+    sampler = negatives.from_config(config)
+    data = TrainData.from_dataset(umls, True, sampler.features(config, umls))
+    return config, model, sampler, data
+
+
+@pytest.mark.parametrize("mode", [sampling.HEAD_BATCH, sampling.TAIL_BATCH])
+def test_sampler_never_draws_known_positives(setup, umls, mode):
+    config, model, sampler, data = setup
+    params = model.init(jax.random.key(0))
+    sampler_params = sampler.init(jax.random.key(1), model)
+    positives = jnp.asarray(umls.train[:32])
+    entity, relation = params["entity"], params["relation"]
+    if mode == sampling.HEAD_BATCH:
+        query = model.head_query(relation[positives[:, 1]], entity[positives[:, 2]])
+    else:
+        query = model.tail_query(entity[positives[:, 0]], relation[positives[:, 1]])
+    context = negatives.SampleContext(
+        jax.random.key(5), jnp.int32(100), jnp.int32(mode), positives, query, data
+    )
+    scores, extra, metrics = jax.jit(sampler, static_argnums=2)(
+        sampler_params, params, model, context
+    )
+    assert scores.shape == (32, config.negatives.num_negatives)
+    assert float(extra) == 0.0  # beta = 0
+    assert np.isfinite(float(metrics["contrastive_loss"]))
+    assert float(metrics["negatives_false_rate"]) == 0.0
+    assert float(metrics["exploration_epsilon"]) == pytest.approx(10.0 / (1 + math.log(101)))
+    # Every score is that of some entity, i.e. the forward pass is a plain gather.
+    all_scores = np.asarray(model.match(query[:, None, :], entity[None, :, :]))
+    gaps = np.abs(np.asarray(scores)[:, :, None] - all_scores[:, None, :]).min(axis=-1)
+    assert gaps.max() < 1e-4
+
+
+def test_gradients_reach_the_sampler_through_the_straight_through_one_hot(setup):
+    config, model, sampler, data = setup
+    optimizer = optax.sgd(1.0)
+    state = TrainState.create(model, sampler, optimizer, jax.random.key(0))
+
+    def sampler_grads(state):
+        # train_step's own loss, differentiated by one SGD step of rate 1.
+        new_state, _ = steps.train_step(
+            state,
+            data,
+            jax.random.key(1),
+            model=model,
+            sampler=sampler,
+            optimizer=optimizer,
+            schedule=optax.constant_schedule(1.0),
+            settings=steps.StepSettings.from_config(config),
+        )
+        return jax.tree.map(jnp.subtract, state.sampler_params, new_state.sampler_params)
+
+    grads = jax.jit(sampler_grads)(state)
+    leaves = jax.tree_util.tree_leaves_with_path(grads)
+    assert {jax.tree_util.keystr(p) for p, _ in leaves} >= {
+        "['text_in']['kernel']",
+        "['visual_in']['kernel']",
+        "['text_guide']['kernel']",
+        "['visual_guide']['kernel']",
+        "['structure']['gate']['kernel']",
+    }
+    for path, grad in leaves:
+        assert np.all(np.isfinite(grad)), path
+        assert np.abs(np.asarray(grad)).max() > 0, (
+            f"no gradient reached {jax.tree_util.keystr(path)}"
+        )
+
+
+def test_feature_files_and_config_errors(umls, tmp_path):
+    config = mmrns_config(visual="none")
+    sampler = negatives.from_config(config)
+    good = np.zeros((umls.num_entities, 3, 16), np.float32)
+    np.savez(tmp_path / "text.npz", features=good, mask=np.ones(good.shape[:2], bool))
+    config.negatives.mmrns.text = str(tmp_path / "text.npz")
+    loaded = sampler.features(config, umls)
+    assert set(loaded) == {"text", "text_mask"}
+    np.save(tmp_path / "wide.npy", np.zeros((umls.num_entities, 3, 17), np.float32))
+    config.negatives.mmrns.text = str(tmp_path / "wide.npy")
+    with pytest.raises(ConfigError, match=r"expected \(135, 3, 16\)"):
+        sampler.features(config, umls)
+    config.negatives.mmrns.text = "nonsense"
+    with pytest.raises(ConfigError, match="negatives.mmrns.text"):
+        sampler.features(config, umls)
+
+
+def test_split_sentences():
+    text = "Virus -- A small agent. It replicates inside cells! Does it? Yes.\nMore."
+    assert mmrns_sampler.split_sentences(text, 4) == [
+        "Virus",
+        "A small agent.",
+        "It replicates inside cells!",
+        "Does it?",
+    ]
+    assert mmrns_sampler.split_sentences("", 4) == ["-"]
+
+
+def test_train_end_to_end_with_description_features(tmp_path, monkeypatch):
+    folder = DATA_DIR / "umls"
+    if not (folder / "kg-bert").is_dir():
+        pytest.skip(f"{folder} not found; set KGJAX_DATA_DIR to the shared data folder to run")
+    monkeypatch.setenv("KGJAX_CACHE_DIR", str(tmp_path / "cache"))
+    # Embedded UMLS triples; sentence vectors of its kg-bert-long descriptions from MiniLM.
+    config = mmrns_config(text="descriptions", visual="none", text_width=384, num_sentences=4)
+    config.text.descriptions_dir = str(folder)
+    results = train(config, str(tmp_path / "run"), progress=False)
+    assert results["steps"] == config.num_steps
+    assert 0 < results["test"]["both"]["mrr"] <= 1
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        logged = [json.loads(line) for line in f if '"train"' in line]
+    assert all(np.isfinite(event["train/contrastive_loss"]) for event in logged)
+    assert logged[-1]["train/loss"] < logged[0]["train/loss"]
