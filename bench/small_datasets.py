@@ -1,0 +1,95 @@
+"""Accuracy and wall time of the small-dataset configs on this machine (CPU is fine).
+
+Run:
+  python bench/small_datasets.py                       # every model on umls
+  python bench/small_datasets.py --models=rotate --datasets=umls,nations,kinships
+
+Trains each `configs/<model>.py:<dataset>` from scratch in a fresh temporary workdir and
+writes bench/results/small_datasets.{json,md}: test metrics (filtered, realistic ranks, both
+sides), wall seconds for the whole `train` call (data, compile, training, evaluation),
+steady-state steps/s, device and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import tempfile
+import time
+
+import jax
+
+from kgjax.train.loop import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(model: str, dataset: str):
+    spec = importlib.util.spec_from_file_location(
+        model, os.path.join(REPO, "configs", f"{model}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(dataset)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="rotate,transe,distmult,complex")
+    parser.add_argument("--datasets", default="umls")
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "small_datasets"))
+    args = parser.parse_args()
+
+    rows = []
+    for dataset in args.datasets.split(","):
+        for model in args.models.split(","):
+            config = load_config(model, dataset)
+            with tempfile.TemporaryDirectory() as workdir:
+                started = time.perf_counter()
+                results = train(config, workdir, progress=False)
+                wall = time.perf_counter() - started
+            test = results["test"]["both"]
+            rows.append(
+                {
+                    "config": f"configs/{model}.py:{dataset}",
+                    "steps": results["steps"],
+                    "wall_seconds": round(wall, 1),
+                    "steps_per_second": round(results["steps_per_second"] or 0.0, 1),
+                    **{f"test_{key}": round(value, 4) for key, value in test.items()},
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+
+    meta = {
+        "device": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python bench/small_datasets.py "
+        f"--models={args.models} --datasets={args.datasets}",
+    }
+    with open(f"{args.out}.json", "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    header = "| config | steps | wall s | steps/s | MRR | MR | Hits@1 | Hits@3 | Hits@10 |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| `{row['config']}` | {row['steps']} | {row['wall_seconds']} | "
+            f"{row['steps_per_second']} | {row['test_mrr']:.3f} | {row['test_mr']:.2f} | "
+            f"{row['test_hits@1']:.3f} | {row['test_hits@3']:.3f} | {row['test_hits@10']:.3f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, Python "
+        f"{meta['python']}; `{meta['command']}`"
+    )
+    with open(f"{args.out}.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

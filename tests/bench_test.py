@@ -1,0 +1,46 @@
+"""The benchmark scripts run end to end in their CPU modes (they check the suite, not speed)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_speed_suite_cpu_mode(tmp_path):
+    out = tmp_path / "suite"
+    subprocess.run(
+        [sys.executable, "bench/suite.py", "--mode=cpu", f"--out={out}"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "KGJAX_TFDS_DIR": str(tmp_path / "tfds")},
+    )
+    report = json.loads((tmp_path / "suite.json").read_text())
+    results = report["results"]["umls"]
+    assert results["kgjax_train"]["steps_per_second"] > 0
+    assert results["kgjax_eval"]["seconds"] > 0 and results["kgjax_eval"]["num_triples"] == 661
+    if importlib.util.find_spec("pykeen") is not None:
+        assert results["pykeen_train"]["steps_per_second"] > 0
+        assert results["pykeen_eval"]["seconds"] > 0
+    else:
+        assert results["pykeen_train"].startswith("skipped")
+    table = (tmp_path / "suite.md").read_text()
+    assert "| umls |" in table and report["device"] in table
+
+
+def test_reproduce_runs_in_slices_and_finishes(tmp_path):
+    workdir = tmp_path / "repro_test"
+    command = [
+        sys.executable, "bench/reproduce.py", "--config=configs/test.py", f"--workdir={workdir}",
+        "--slice_steps=20", f"--results_dir={tmp_path / 'results'}",
+    ]  # fmt: skip
+    env = {**os.environ, "KGJAX_TFDS_DIR": str(tmp_path / "tfds")}
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True, env=env)
+    steps = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [s.get("step") for s in steps[:2]] == [20, 40]
+    copied = json.loads((tmp_path / "results" / "repro_test" / "results.json").read_text())
+    assert copied["steps"] == 40
+    assert (tmp_path / "results" / "repro_test" / "metrics_tail.jsonl").read_text()
