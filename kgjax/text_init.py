@@ -8,7 +8,8 @@ The `text` section of a training config (`kgjax.config.kge_config`) drives both:
                  square (`kgjax.models.text_projection.project`); it then trains freely.
   projection     "pca" or "random", how init="text" reduces the text width to the entity width.
   inductive      after training, embed the entities absent from train from their text with a
-                 ridge map fitted on the trained entities, and evaluate (results.json
+                 ridge map fitted on the trained entities (with init="text", fitted to what
+                 training changed from the initial table), and evaluate (results.json
                  "inductive"; `kgjax.evaluation.inductive`).
   ridge_l2       that map's penalty; 0 chooses it by generalised cross-validation.
   source         the description source (`kgjax.data.descriptions.ENTITY_SOURCES`); "" for the
@@ -160,6 +161,9 @@ def inductive_results(
     if not config.text.inductive:
         return {}
     text, used = entity_text_vectors(config, dataset, progress)
+    prior = None
+    if config.text.init == "text":
+        prior = initial_entities(config, dataset, model, text)
     block = inductive.evaluate(
         model,
         params,
@@ -167,6 +171,7 @@ def inductive_results(
         text,
         evaluator,
         l2=config.text.ridge_l2 or None,
+        prior=prior,
         split="test",
         evaluated=evaluated,
     )

@@ -53,25 +53,39 @@ def with_entity_rows(params: Params, ids: np.ndarray, rows: np.ndarray) -> Param
 
 
 def fit_unseen(
-    params: Params, text: np.ndarray, seen: np.ndarray, l2: float | None = None
+    params: Params,
+    text: np.ndarray,
+    seen: np.ndarray,
+    l2: float | None = None,
+    prior: np.ndarray | None = None,
 ) -> tuple[Params, TextMap]:
     """Fits the text map on the seen entities and embeds the unseen ones with it.
+
+    With a `prior` (a text-initialised model's initial table, itself a function of the text),
+    the map is fitted to what training changed, trained - prior, and an unseen row is
+    prior + map(text): ridge regression shrunk towards the initial projection instead of
+    towards the mean embedding, so a heavy penalty falls back on the text init rather than
+    on one average entity.
 
     Args:
       params: trained parameters, entity table [V, De].
       text: float [V, Dt] text vectors of all entities.
       seen: bool [V], the entities with training triples.
       l2: the ridge penalty; None chooses it by generalised cross-validation.
+      prior: float [V, De] or None (a plain model: shrink towards the mean).
 
     Returns:
       (parameters with the unseen rows from text, the fitted map).
     """
-    table = np.asarray(params["entity"])
+    table = np.asarray(params["entity"], np.float64)
+    if prior is not None:
+        table = table - prior
     text_map = fit_text_map(text[seen], table[seen], l2)
     unseen = np.flatnonzero(~seen)
     if len(unseen) == 0:
         return params, text_map
-    return with_entity_rows(params, unseen, text_map(text[unseen])), text_map
+    rows = text_map(text[unseen]) + (0.0 if prior is None else prior[unseen])
+    return with_entity_rows(params, unseen, rows), text_map
 
 
 def evaluate(
@@ -82,6 +96,7 @@ def evaluate(
     evaluator: Evaluator,
     *,
     l2: float | None = None,
+    prior: np.ndarray | None = None,
     split: str = "test",
     evaluated: dict | None = None,
 ) -> dict:
@@ -94,6 +109,8 @@ def evaluate(
       text: float [V, Dt], every entity's text vector, in entity id order.
       evaluator: the run's evaluator (its filters and batch size are reused).
       l2: the ridge penalty; None chooses it by generalised cross-validation.
+      prior: float [V, De], a text-initialised model's initial table (see `fit_unseen`);
+        None for a plain model.
       split: the split to evaluate.
       evaluated: metrics already computed for `params` by split (e.g. the run's own test
         metrics); reused instead of evaluating the same thing twice.
@@ -114,11 +131,16 @@ def evaluate(
     triples = dataset.splits[split]
     unseen_triples = touches_unseen(triples, seen)
     in_split = np.unique(triples[:, [0, 2]])
-    mapped, text_map = fit_unseen(params, text, seen, l2)
+    mapped, text_map = fit_unseen(params, text, seen, l2, prior)
     out = {
         "unseen_entities": {"all": int((~seen).sum()), split: int((~seen[in_split]).sum())},
         "num_triples": {split: len(triples), f"{split}_unseen": int(unseen_triples.sum())},
-        "text_map": {"l2": text_map.l2, "r2": text_map.r2, "num_fitted": text_map.num_fitted},
+        "text_map": {
+            "l2": text_map.l2,
+            "r2": text_map.r2,
+            "num_fitted": text_map.num_fitted,
+            "prior": "initial table" if prior is not None else "mean",
+        },
     }
     if not unseen_triples.any():
         return out

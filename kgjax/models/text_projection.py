@@ -3,7 +3,7 @@
 Two uses of an entity's text vector (`kgjax.encode`, width Dt, 384 for MiniLM):
 
 - `project`: an initial entity table [V, De] for text-initialised training. The text vectors
-  are standardised (statistics of the training entities only), reduced to De columns by PCA
+  are scaled to unit length and standardised (statistics of the training entities only), reduced to De columns by PCA
   or a Gaussian random projection, and scaled so that their root mean square is the one of
   the model's own uniform initialisation, Uniform(-range, range), i.e. range / sqrt(3): the
   optimiser then sees tables of the size it would see in a plain run.
@@ -41,10 +41,11 @@ _FILL_STREAM = 2
 
 @dataclasses.dataclass(frozen=True)
 class Standardiser:
-    """Per-dimension z-scores with statistics of the fitted rows.
+    """Unit-length rows, then per-dimension z-scores with statistics of the fitted rows.
 
+    Sentence vectors are compared by cosine, so each row is first scaled to unit length.
     BERT-family hidden states have a few dimensions whose scale dwarfs the rest; without
-    standardising, those dimensions alone would set the projection and the ridge penalty.
+    the z-scores, those dimensions alone would set the projection and the ridge penalty.
     """
 
     mean: np.ndarray  # float64 [Dt]
@@ -55,11 +56,17 @@ class Standardiser:
         text = np.asarray(text, np.float64)
         if text.ndim != 2 or len(text) == 0:
             raise ValueError(f"expected a non-empty [n, Dt] array, got shape {text.shape}")
-        scale = text.std(axis=0)
-        return cls(text.mean(axis=0), np.where(scale > 0, scale, 1.0))
+        unit = _unit_rows(text)
+        scale = unit.std(axis=0)
+        return cls(unit.mean(axis=0), np.where(scale > 0, scale, 1.0))
 
     def __call__(self, text: np.ndarray) -> np.ndarray:
-        return (np.asarray(text, np.float64) - self.mean) / self.scale
+        return (_unit_rows(np.asarray(text, np.float64)) - self.mean) / self.scale
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
 
 
 def complex_columns(num_components: int, dim: int) -> np.ndarray:
