@@ -3,6 +3,11 @@
 Orbax writes each checkpoint into a temporary folder and renames it when complete, so a
 run killed at any moment (SIGKILL included) leaves only whole checkpoints behind; an
 unfinished one is invisible to `latest_step` and cleaned up by the next manager.
+
+Sharded states are written shard by shard (on a pod, every process writes its own) and
+restored straight into the shardings the target asks for, so a run saved on 8 devices
+restores onto 1 or 4. Split tables carry zero padding rows whose count depends on the
+mesh; a restore onto another mesh drops or appends such rows (and nothing else may differ).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            # Named up front so that `item_metadata` can read a checkpoint before any save.
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
 
     def latest_step(self) -> int | None:
@@ -45,7 +52,22 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"{self.directory}: no checkpoint to restore")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        resized = self._resized_rows(step, abstract)
+        return self._manager.restore(
+            step, args=ocp.args.StandardRestore(abstract, strict=not resized)
+        )
+
+    def _resized_rows(self, step: int, abstract) -> bool:
+        """Whether the saved arrays differ from the target's only in their leading (padded row)
+        dimension; any other difference is left to orbax's strict check to report."""
+        saved = _shapes(self._manager.item_metadata(step).tree)
+        wanted = _shapes(abstract)
+        if saved == wanted or saved.keys() != wanted.keys():
+            return False
+        return all(
+            a == b or (len(a) == len(b) >= 1 and a[1:] == b[1:])
+            for a, b in ((saved[key], wanted[key]) for key in saved)
+        )
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
@@ -53,3 +75,16 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _shapes(tree) -> dict[tuple, tuple]:
+    """{leaf path as names: shape}, the same for a state and for its saved metadata."""
+
+    def name(entry):
+        for attribute in ("key", "name", "idx"):
+            if hasattr(entry, attribute):
+                return str(getattr(entry, attribute))
+        return str(entry)
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {tuple(name(e) for e in path): tuple(leaf.shape) for path, leaf in leaves}

@@ -2,7 +2,7 @@
 
 Configs under `configs/` call `kge_config(...)` with their reference hyper-parameters, so
 every training config has the same keys in the same order (seed, data, model, optimizer,
-loss, negatives, loop cadences, evaluation, checkpoint) and is locked: a misspelt key is
+loss, negatives, loop cadences, mesh, evaluation, checkpoint) and is locked: a misspelt key is
 an error, both on the command line and in Python.
 """
 
@@ -18,6 +18,7 @@ from kgjax.data.descriptions import ENTITY_SOURCES
 from kgjax.encode import POOLINGS
 from kgjax.models import MODELS
 from kgjax.models.text_projection import INITS, PROJECTIONS
+from kgjax.sharding import parse_axes
 
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
@@ -131,6 +132,20 @@ def kge_config(
     c.eval_every_steps = max(num_steps // 10, 1)
     c.checkpoint_every_steps = max(num_steps // 10, 1)
 
+    # Devices (kgjax.sharding): "data" splits the batch, "model" splits the tables' rows;
+    # one size may be -1 (the remaining devices). The default replicates the tables (data
+    # parallelism); (("data", 1), ("model", 8)) splits a table too big for one device.
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.axes = (("data", -1), ("model", 1))
+    c.mesh.shard_relations = False  # split the relation table too (samplers read it whole)
+    # Multi-host (TPU pod slices, multi-node GPU): jax.distributed.initialize() on every
+    # process; also turned on by KGJAX_DISTRIBUTED=1. Empty/0/-1: JAX auto-detects (Cloud TPU,
+    # SLURM, Open MPI, $JAX_COORDINATOR_ADDRESS).
+    c.mesh.distributed = False
+    c.mesh.coordinator_address = ""  # host:port of process 0
+    c.mesh.num_processes = 0
+    c.mesh.process_id = -1
+
     c.evaluation = ml_collections.ConfigDict()
     c.evaluation.batch_size = eval_batch_size
     c.evaluation.during_training_split = "valid"
@@ -178,6 +193,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "valid or test",
     )
     check(bool(config.data.name or config.data.path), "data.name", "a dataset name or data.path")
+    try:
+        parse_axes(config.mesh.axes)
+    except ValueError as error:
+        raise ConfigError(f"config.mesh.axes: {error}") from None
     check(config.text.init in INITS, "text.init", f"one of {INITS}")
     check(config.text.projection in PROJECTIONS, "text.projection", f"one of {PROJECTIONS}")
     check(config.text.pooling in POOLINGS, "text.pooling", f"one of {POOLINGS}")
@@ -236,6 +255,8 @@ RESUMABLE_KEYS = {
     "checkpoint",
     "data.data_dir",
     "data.tfds_dir",
+    # Where the run executes: a run saved on 8 devices resumes on 1 or on a pod.
+    "mesh",
     # Evaluation-only and location-only text settings.
     "text.inductive",
     "text.ridge_l2",

@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -23,6 +23,7 @@ from kgjax import config as config_lib
 from kgjax import models
 from kgjax.checkpoints import Checkpointer
 from kgjax.data.triples import KGDataset, Vocabulary
+from kgjax.sharding import DEFAULT_AXES, MODEL, Layout
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -57,6 +58,26 @@ def build_model(config: ml_collections.ConfigDict, num_entities: int, num_relati
     )
 
 
+def build_layout(config: ml_collections.ConfigDict, model, devices=None) -> Layout:
+    """The run's layout: the mesh of `config.mesh` over `devices` (default: all) and the
+    model's table sizes.
+
+    Raises:
+      ConfigError: the mesh does not fit the devices.
+    """
+    mesh = config.get("mesh") or ml_collections.ConfigDict({"axes": DEFAULT_AXES})
+    try:
+        return Layout.create(
+            model.num_entities,
+            model.num_relations,
+            mesh.axes,
+            devices,
+            bool(mesh.get("shard_relations", False)),
+        )
+    except ValueError as error:
+        raise config_lib.ConfigError(f"config.mesh.axes: {error}") from None
+
+
 def write_json(path: str, payload) -> None:
     """Writes JSON atomically (temporary file, then rename)."""
     tmp = f"{path}.tmp"
@@ -68,19 +89,37 @@ def write_json(path: str, payload) -> None:
 
 @dataclasses.dataclass
 class TrainedRun:
-    """A run read back from its workdir: config, vocabularies, model and parameters."""
+    """A run read back from its workdir: config, vocabularies, model and parameters.
+
+    Attributes:
+      layout: the devices the parameters were restored onto (see `restore`).
+      sharded_params: the tables as the layout holds them (padded, split): what
+        `Evaluator` and `link_prediction.score_all` take.
+    """
 
     workdir: str
     config: ml_collections.ConfigDict
     entities: Vocabulary
     relations: Vocabulary
     model: models.KGEModel
-    params: models.Params
+    layout: Layout
+    sharded_params: models.Params
     step: int
 
+    @functools.cached_property
+    def params(self) -> dict[str, np.ndarray]:
+        """The tables as the model makes them ([V, De], [R, Dr]), as NumPy on this host."""
+        return self.layout.unpad_params(
+            {key: self.layout.fetch(value) for key, value in self.sharded_params.items()}
+        )
 
-def restore(workdir: str) -> TrainedRun:
-    """Reads the config, vocabularies and latest checkpoint of a run.
+
+def restore(workdir: str, devices=None) -> TrainedRun:
+    """Reads the config, vocabularies and latest checkpoint of a run onto the current devices.
+
+    The parameters go onto the mesh of the run's config when it fits `devices` (default:
+    all); otherwise the tables are split over all of them (a run trained on 8 devices reads
+    back on 1, and one trained on 1 onto 8).
 
     Raises:
       RunError: the workdir has no config, vocabulary or checkpoint.
@@ -100,6 +139,16 @@ def restore(workdir: str) -> TrainedRun:
         Vocabulary(tuple(vocab["relations"])),
     )
     model = build_model(config, len(entities), len(relations))
+    try:
+        layout = build_layout(config, model, devices)
+    except config_lib.ConfigError:
+        layout = Layout.create(
+            model.num_entities,
+            model.num_relations,
+            (("data", 1), (MODEL, -1)),
+            devices,
+            bool(config.get("mesh", {}).get("shard_relations", False)),
+        )
     optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
     checkpointer = Checkpointer(
         os.path.join(workdir, CHECKPOINT_DIR), config.checkpoint.max_to_keep
@@ -108,12 +157,9 @@ def restore(workdir: str) -> TrainedRun:
     if step is None:
         raise RunError(f"{workdir}: no checkpoint in {checkpointer.directory}")
     sampler = negatives.from_config(config)
-    abstract = jax.eval_shape(
-        lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0))
-    )
-    state = checkpointer.restore(abstract, step)
+    state = checkpointer.restore(TrainState.abstract(model, sampler, optimizer, layout), step)
     checkpointer.close()
-    return TrainedRun(workdir, config, entities, relations, model, state.params, step)
+    return TrainedRun(workdir, config, entities, relations, model, layout, state.params, step)
 
 
 def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
@@ -132,8 +178,11 @@ def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
             f"({dataset.num_entities} entities / {dataset.num_relations} relations now, "
             f"{len(run.entities)} / {len(run.relations)} at training)"
         )
-    evaluator = Evaluator(run.model, dataset, run.config.evaluation.batch_size)
-    results = {"step": run.step, **{split: evaluator(run.params, split) for split in splits}}
+    evaluator = Evaluator(run.model, dataset, run.config.evaluation.batch_size, run.layout)
+    results = {
+        "step": run.step,
+        **{split: evaluator(run.sharded_params, split) for split in splits},
+    }
     write_json(os.path.join(workdir, f"eval_step_{run.step}.json"), results)
     return results
 
@@ -153,15 +202,13 @@ def predict(
     """
     if (head is None) == (tail is None):
         raise ValueError("give exactly one of --head (predict tails) or --tail (predict heads)")
+    from kgjax.evaluation.link_prediction import score_all
+
     run = restore(workdir)
     r = np.asarray([run.relations.id(relation, "relation")])
-    if head is not None:
-        h = np.asarray([run.entities.id(head, "entity")])
-        scores = run.model.score_t(run.params, h, r)[0]
-    else:
-        t = np.asarray([run.entities.id(tail, "entity")])
-        scores = run.model.score_h(run.params, r, t)[0]
-    scores = np.asarray(scores)
+    anchor = np.asarray([run.entities.id(head if head is not None else tail, "entity")])
+    # Each device scores its own rows of the table; only the [V] scores come back.
+    scores = score_all(run.model, run.sharded_params, anchor, r, head is not None, run.layout)[0]
     top = np.argsort(-scores, kind="stable")[: min(top_k, len(scores))]
     return [(run.entities.names[i], float(scores[i])) for i in top]
 

@@ -1,10 +1,16 @@
-"""Filtered link prediction, batched on the device.
+"""Filtered link prediction, batched on the device, with tables split over devices.
 
 For each evaluation triple the true tail is ranked among all entities given (h, r), and
 the true head given (r, t), with every other known true triple filtered out. All batches
-run in one device call (lax.map); only the [4, n] ranks come back to the host.
+run in one device call (lax.map inside a shard_map); only the [4, n] ranks come back.
 
-Shapes: B batch, V entities, P filter budget, n evaluation triples.
+On a mesh (see `kgjax.sharding`) the evaluation triples are split along "data" and the
+entity table along "model": each device scores its batch slice against its own entity rows
+only, counts how many of them beat the true answer (`ops.ranking.filtered_rank_counts`),
+and a psum over "model" adds the counts. The [B, V] score matrix is never assembled, the
+padding rows are never candidates, and on one device this is the plain computation.
+
+Shapes: B batch, V entities, P filter budget, n evaluation triples, M model-axis size.
 """
 
 from __future__ import annotations
@@ -14,35 +20,86 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.metrics import link_prediction_metrics
 from kgjax.models.base import KGEModel, Params
-from kgjax.ops.ranking import filtered_ranks
+from kgjax.ops.ranking import filtered_rank_counts, ranks_from_counts
 from kgjax.ops.triple_index import DeviceTripleIndex
+from kgjax.sharding import TABLES, Layout, shard_map
 
 
-def rank_batch(model: KGEModel, params: Params, batch: jax.Array, index: DeviceTripleIndex):
-    """Filtered ranks of one batch.
+def _true_scores(layout: Layout, scores, true_ids, offset):
+    """Inside shard_map: each true answer's score, taken from its owner's column and shared."""
+    local = true_ids - offset
+    owned = (local >= 0) & (local < scores.shape[1])
+    picked = jnp.take_along_axis(scores, jnp.clip(local, 0, scores.shape[1] - 1)[:, None], 1)
+    # Exactly one shard owns each answer and the others add 0, so the sum is exact (and on
+    # one shard the psum is free).
+    return jax.lax.psum(jnp.where(owned, picked[:, 0], 0.0), layout.mesh_axes("entity"))
+
+
+def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
+    """Inside shard_map: filtered ranks of one batch slice, counted over this shard's rows.
 
     Args:
-      batch: int32 [B, 3] (head, relation, tail).
-      index: the known true triples to filter.
+      params: this device's shards {"entity": [V' / M, De], "relation": [R' / M, Dr]}
+        (V', R': padded rows).
+      batch: int32 [B, 3] (head, relation, tail), the same on every device of a model group.
+      index: the known true triples to filter (replicated).
 
     Returns:
       float32 [4, B]: head optimistic, head pessimistic, tail optimistic, tail pessimistic.
     """
+    entity, relation = params["entity"], params["relation"]
     h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-    tail_filter, tail_mask = index.tails.answers(h, r)
-    tail_ranks = filtered_ranks(model.score_t(params, h, r), t, tail_filter, tail_mask)
-    head_filter, head_mask = index.heads.answers(t, r)
-    head_ranks = filtered_ranks(model.score_h(params, r, t), h, head_filter, head_mask)
+    head = layout.gather_in_group(entity, h, "entity")
+    rel = layout.gather_in_group(relation, r, "relation")
+    tail = layout.gather_in_group(entity, t, "entity")
+    offset = layout.shard_offset("entity", entity.shape[0])
+    num_entities = layout.num_entities
+    padded = layout.entity_rows > num_entities
+
+    def ranks(query, true_ids, filter_ids, filter_mask):
+        scores = model.match_all(query, entity)  # [B, V' / M]: this shard's columns only
+        true_score = _true_scores(layout, scores, true_ids, offset)
+        counts = filtered_rank_counts(
+            scores,
+            true_score,
+            true_ids,
+            filter_ids,
+            filter_mask,
+            offset,
+            num_entities if padded else None,
+        )
+        counts = jax.lax.psum(counts, layout.mesh_axes("entity"))
+        return ranks_from_counts(counts, true_score, num_entities)
+
+    tail_ranks = ranks(model.tail_query(head, rel), t, *index.tails.answers(h, r))
+    head_ranks = ranks(model.head_query(rel, tail), h, *index.heads.answers(t, r))
     return jnp.stack([*head_ranks, *tail_ranks])
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _rank_all(model, params, batches, index):
-    return jax.lax.map(lambda batch: rank_batch(model, params, batch, index), batches)
+def _param_specs(layout: Layout, params: Params):
+    return {key: layout.spec(key, "embed") if key in TABLES else P() for key in params}
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layout"))
+def _rank_all(model, layout, params, batches, index):
+    batch_axis = layout.spec(None, "eval_batch")[1]
+
+    def body(params, batches, index):
+        return jax.lax.map(lambda b: rank_shard(model, layout, params, b, index), batches)
+
+    ranks = shard_map(
+        body,
+        mesh=layout.mesh,
+        in_specs=(_param_specs(layout, params), P(None, batch_axis, None), P()),
+        out_specs=P(None, None, batch_axis),
+    )(params, batches, index)
+    # The ranks are small: every host gets all of them.
+    return jax.lax.with_sharding_constraint(ranks, layout.replicated)
 
 
 def evaluate(
@@ -51,45 +108,112 @@ def evaluate(
     triples: np.ndarray,
     index: DeviceTripleIndex,
     batch_size: int,
+    layout: Layout | None = None,
 ) -> dict:
     """Filtered MR, MRR and Hits@k of `triples` (see `link_prediction_metrics`).
 
     Args:
+      params: the tables, either as the model made them ([V, De], [R, Dr]) or padded and
+        split as `layout` lays them out (a training state's parameters).
       triples: int [n, 3] to rank.
       index: every known true triple (train + valid + test for the test split).
-      batch_size: triples per batch; the last batch is padded and its padding dropped.
+      batch_size: triples per batch (rounded up to a multiple of the data-axis size); the
+        last batch is padded and its padding dropped.
+      layout: the mesh and table sizes; default one device.
     """
+    layout = layout or Layout.single_device(model.num_entities, model.num_relations)
     triples = np.asarray(triples, np.int32)
     n = len(triples)
     if n == 0:
         raise ValueError("no triples to evaluate")
-    batch_size = min(batch_size, n)
+    batch_size = layout.padded(min(batch_size, n), "eval_batch")
     padded = np.concatenate([triples, np.repeat(triples[:1], (-n) % batch_size, axis=0)])
-    batches = jnp.asarray(padded.reshape(-1, batch_size, 3))
-    ranks = np.asarray(_rank_all(model, params, batches, index))  # [nb, 4, B]
+    batches = layout.put(padded.reshape(-1, batch_size, 3), None, "eval_batch", None)
+    ranks = _rank_all(model, layout, layout.place_params(params), batches, layout.replicate(index))
+    ranks = layout.fetch(ranks)  # [nb, 4, B]
     ranks = ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
     return link_prediction_metrics(*ranks)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layout", "predict_tails"))
+def _score_all(model, layout, params, anchors, relations, predict_tails):
+    def body(params, anchors, relations):
+        entity = params["entity"]
+        anchor = layout.gather_in_group(entity, anchors, "entity")
+        rel = layout.gather_in_group(params["relation"], relations, "relation")
+        query = model.tail_query(anchor, rel) if predict_tails else model.head_query(rel, anchor)
+        return model.match_all(query, entity)
+
+    scores = shard_map(
+        body,
+        mesh=layout.mesh,
+        in_specs=(_param_specs(layout, params), P(), P()),
+        out_specs=layout.spec(None, "entity"),
+    )(params, anchors, relations)
+    return jax.lax.with_sharding_constraint(scores[:, : layout.num_entities], layout.replicated)
+
+
+def score_all(
+    model: KGEModel,
+    params: Params,
+    anchors: np.ndarray,
+    relations: np.ndarray,
+    predict_tails: bool,
+    layout: Layout | None = None,
+) -> np.ndarray:
+    """Scores of every entity as the tail of (anchor, relation) or the head of (relation, anchor).
+
+    The same numbers as `model.score_t` / `model.score_h`, computed shard by shard on a
+    split table (each device scores its own rows) for a few queries at a time.
+
+    Args:
+      params, layout: as for `evaluate`.
+      anchors, relations: int [B] ids.
+      predict_tails: True for tails of (anchor, relation, ?), False for heads of (?, relation,
+        anchor).
+
+    Returns:
+      float32 [B, V] on the host.
+    """
+    layout = layout or Layout.single_device(model.num_entities, model.num_relations)
+    anchors, relations = (
+        layout.put(np.asarray(x, np.int32).reshape(-1)) for x in (anchors, relations)
+    )
+    scores = _score_all(
+        model, layout, layout.place_params(params), anchors, relations, predict_tails
+    )
+    return layout.fetch(scores)
 
 
 class Evaluator:
     """Evaluates a model on a dataset's valid and test splits with the right filters.
 
-    Validation filters train + valid; test filters train + valid + test.
+    Validation filters train + valid; test filters train + valid + test. The filter indices
+    are built once and copied to every device of the layout.
     """
 
-    def __init__(self, model: KGEModel, dataset: KGDataset, batch_size: int):
+    def __init__(
+        self, model: KGEModel, dataset: KGDataset, batch_size: int, layout: Layout | None = None
+    ):
         self.model = model
         self.dataset = dataset
         self.batch_size = batch_size
+        self.layout = layout or Layout.single_device(model.num_entities, model.num_relations)
         self._indices: dict[str, DeviceTripleIndex] = {}
 
     def index(self, split: str) -> DeviceTripleIndex:
         if split not in self._indices:
             splits = ("train", "valid") if split == "valid" else ("train", "valid", "test")
-            self._indices[split] = DeviceTripleIndex.from_host(self.dataset.triple_index(splits))
+            host = DeviceTripleIndex.from_host(self.dataset.triple_index(splits))
+            self._indices[split] = self.layout.replicate(host)
         return self._indices[split]
 
     def __call__(self, params: Params, split: str) -> dict:
         return evaluate(
-            self.model, params, self.dataset.splits[split], self.index(split), self.batch_size
+            self.model,
+            params,
+            self.dataset.splits[split],
+            self.index(split),
+            self.batch_size,
+            self.layout,
         )

@@ -2,6 +2,11 @@
 
 The device runs `chunk_length(config)` steps per call; the host only looks at the chunk's
 metrics (for the NaN check and logs), saves checkpoints and evaluates at the cadences.
+
+The run spans the mesh of `config.mesh` (see `kgjax.sharding`): the state is created or
+restored directly into its shards, and with `config.mesh.distributed` (or
+`KGJAX_DISTRIBUTED=1`) every host runs this same loop as one process of a multi-host run;
+process 0 writes the workdir's files, all of them write the checkpoints together.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kgjax import config as config_lib
-from kgjax import runs, text_init
+from kgjax import runs, sharding, text_init
 from kgjax.checkpoints import Checkpointer
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.train import negatives
@@ -37,8 +42,21 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or Inf; training stopped, the last good checkpoint is kept."""
 
 
+class _NoWriter:
+    """The metrics writer of processes other than 0: they log nothing."""
+
+    def write(self, step, event, scalars) -> None:
+        del step, event, scalars
+
+    def close(self) -> None:
+        pass
+
+
 def _prepare_workdir(config, workdir: str, dataset) -> None:
-    """Creates the workdir, or checks that a resumed run uses the same config and data."""
+    """Creates the workdir, or checks that a resumed run uses the same config and data.
+
+    Every process checks; only process 0 writes.
+    """
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, runs.CONFIG_FILE)
     vocab_path = os.path.join(workdir, runs.VOCAB_FILE)
@@ -54,6 +72,8 @@ def _prepare_workdir(config, workdir: str, dataset) -> None:
             vocab = json.load(f)
         if tuple(vocab["entities"]) != dataset.entities.names:
             raise config_lib.ConfigError(f"{workdir}: the dataset's entities differ from the run's")
+    if jax.process_index() != 0:
+        return
     config_lib.save(config, config_path)
     runs.write_json(
         vocab_path,
@@ -65,20 +85,30 @@ def _prepare_workdir(config, workdir: str, dataset) -> None:
     )
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True) -> dict:
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    progress: bool = True,
+    devices: list | None = None,
+) -> dict:
     """Trains, evaluates and writes `<workdir>/results.json`; resumes from the workdir.
 
     Nothing is written before the config and the data validate.
 
+    Args:
+      devices: the devices the mesh spans (default: all of them, on every host).
+
     Returns:
       The results: {"valid": metrics, "test": metrics, "steps", "train_seconds",
-      "steps_per_second", "dataset": ...}.
+      "steps_per_second", "dataset": ..., "mesh": ...}.
 
     Raises:
       ConfigError, DataError: bad config or data (before anything is written).
       TrainingDiverged: the loss became NaN or Inf.
     """
     config_lib.validate(config)
+    sharding.initialize_distributed(config.mesh)
+    progress = progress and jax.process_index() == 0
     dataset = runs.load_dataset(config.data)
     if progress:
         tqdm.write(dataset.summary(), file=sys.stderr)
@@ -88,6 +118,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             f"training triples of {dataset.name}"
         )
     model = runs.build_model(config, dataset.num_entities, dataset.num_relations)
+    layout = runs.build_layout(config, model, devices)
+    if config.batch_size % layout.size("batch"):
+        raise config_lib.ConfigError(
+            f"config.batch_size: {config.batch_size} does not split over the "
+            f"{layout.size('batch')} devices of mesh {dict(layout.mesh.shape)}"
+        )
     _prepare_workdir(config, workdir, dataset)
 
     optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
@@ -96,10 +132,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     checkpointer = Checkpointer(
         os.path.join(workdir, runs.CHECKPOINT_DIR), config.checkpoint.max_to_keep
     )
-    writer = MetricsWriter(workdir)
+    writer = MetricsWriter(workdir) if jax.process_index() == 0 else _NoWriter()
     try:
         return _train(
-            config, workdir, dataset, model, optimizer, schedule, init_key, train_key,
+            config, workdir, dataset, model, layout, optimizer, schedule, init_key, train_key,
             checkpointer, writer, progress,
         )  # fmt: skip
     finally:
@@ -108,29 +144,33 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
 
 def _train(
-    config, workdir, dataset, model, optimizer, schedule, init_key, train_key,
+    config, workdir, dataset, model, layout, optimizer, schedule, init_key, train_key,
     checkpointer, writer, progress,
 ):  # fmt: skip
     sampler = negatives.from_config(config)
-    create = lambda: TrainState.create(model, sampler, optimizer, init_key)
+    abstract = TrainState.abstract(model, sampler, optimizer, layout)
+    state_sharding = jax.tree.map(lambda x: x.sharding, abstract)
     start_step = checkpointer.latest_step()
     if start_step is None:
-        state = text_init.initialise(config, dataset, model, jax.jit(create)(), progress)
+        # Drawn straight into its shards: no device ever holds a whole table.
+        state = TrainState.create_sharded(model, sampler, optimizer, init_key, layout)
+        state = text_init.initialise(config, dataset, model, state, progress)
         start_step = 0
     else:
-        state = checkpointer.restore(jax.eval_shape(create), start_step)
+        state = checkpointer.restore(abstract, start_step)
         if progress:
             tqdm.write(f"resuming from the checkpoint at step {start_step}", file=sys.stderr)
         writer.write(start_step, "resume", {})
 
     data = TrainData.from_dataset(
-        dataset, config.loss.subsampling, sampler.features(config, dataset)
+        dataset, config.loss.subsampling, sampler.features(config, dataset), layout
     )
     length = config_lib.chunk_length(config)
     run_chunk = make_train_chunk(
-        model, sampler, optimizer, schedule, StepSettings.from_config(config), length
-    )
-    evaluator = Evaluator(model, dataset, config.evaluation.batch_size)
+        model, sampler, optimizer, schedule, StepSettings.from_config(config), length,
+        layout, state_sharding,
+    )  # fmt: skip
+    evaluator = Evaluator(model, dataset, config.evaluation.batch_size, layout)
 
     step = start_step
     window: list[dict[str, np.ndarray]] = []
@@ -198,10 +238,12 @@ def _train(
             "num_triples": {split: len(triples) for split, triples in dataset.splits.items()},
             "entities_absent_from_train": dataset.unseen_entities,
         },
-        device=str(jax.devices()[0].device_kind),
+        device=str(layout.mesh.devices.flat[0].device_kind),
         jax_version=jax.__version__,
+        mesh=layout.describe(),
     )
     for split in ("valid", "test"):
         writer.write(step, "final", flatten_metrics(split, results[split]))
-    runs.write_json(os.path.join(workdir, runs.RESULTS_FILE), results)
+    if jax.process_index() == 0:
+        runs.write_json(os.path.join(workdir, runs.RESULTS_FILE), results)
     return results

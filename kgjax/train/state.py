@@ -1,4 +1,11 @@
-"""The training state and the device-side training data, both pytrees."""
+"""The training state and the device-side training data, both pytrees.
+
+On a mesh (`kgjax.sharding.Layout`) the state is created already split: `TrainState.create`
+runs under jit with the shardings of `TrainState.shardings` as out_shardings, so each device
+draws only its rows of the tables and no device ever holds a whole table. The tables are
+drawn as [V, D] exactly as on one device and then padded with zero rows, so a run's values
+do not depend on its device count.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from flax import struct
 from kgjax.data.triples import KGDataset, subsampling_weights
 from kgjax.models.base import KGEModel, Params
 from kgjax.ops.triple_index import DeviceTripleIndex
+from kgjax.sharding import Layout
 
 
 @struct.dataclass
@@ -30,10 +38,24 @@ class TrainState:
         return {"model": self.params, "sampler": self.sampler_params}
 
     @classmethod
-    def create(cls, model: KGEModel, sampler, optimizer: optax.GradientTransformation, rng):
-        """Fresh parameters from `rng` (model and sampler from independent streams)."""
+    def create(
+        cls,
+        model: KGEModel,
+        sampler,
+        optimizer: optax.GradientTransformation,
+        rng,
+        layout: Layout | None = None,
+    ):
+        """Fresh parameters from `rng` (model and sampler from independent streams).
+
+        Args:
+          layout: pads the tables for this mesh (their real rows are drawn as without it);
+            None: the tables as the model makes them.
+        """
         model_key, sampler_key = jax.random.split(rng)
         params = model.init(model_key)
+        if layout is not None:
+            params = layout.pad_params(params)
         sampler_params = sampler.init(sampler_key, model)
         trainable = {"model": params, "sampler": sampler_params}
         return cls(
@@ -43,23 +65,66 @@ class TrainState:
             opt_state=optimizer.init(trainable),
         )
 
+    @staticmethod
+    def shardings(abstract: TrainState, optimizer, layout: Layout) -> TrainState:
+        """Where each part of a state lives: tables split by rows, optimizer state like its
+        parameter, everything else (step, sampler parameters, counters) replicated.
+
+        Args:
+          abstract: the state's shapes (`jax.eval_shape` of `create`).
+        """
+        trainable = {
+            "model": layout.param_shardings(abstract.params),
+            "sampler": jax.tree.map(lambda _: layout.replicated, abstract.sampler_params),
+        }
+        return TrainState(
+            step=layout.replicated,
+            params=trainable["model"],
+            sampler_params=trainable["sampler"],
+            opt_state=layout.opt_state_shardings(optimizer, abstract.opt_state, trainable),
+        )
+
+    @classmethod
+    def create_sharded(cls, model, sampler, optimizer, rng, layout: Layout) -> TrainState:
+        """`create` computed directly into its shards (one jit, out_shardings)."""
+        create = lambda: cls.create(model, sampler, optimizer, rng, layout)
+        shardings = cls.shardings(jax.eval_shape(create), optimizer, layout)
+        return jax.jit(create, out_shardings=shardings)()
+
+    @classmethod
+    def abstract(cls, model, sampler, optimizer, layout: Layout) -> TrainState:
+        """The state's shapes with their shardings: the target of a checkpoint restore."""
+        create = lambda: cls.create(model, sampler, optimizer, jax.random.key(0), layout)
+        shapes = jax.eval_shape(create)
+        shardings = cls.shardings(shapes, optimizer, layout)
+        return jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings
+        )
+
 
 @struct.dataclass
 class TrainData:
     """The training split on the device.
 
     Attributes:
-      triples: int32 [n, 3].
-      weights: float32 [n] subsampling weights (ones when subsampling is off).
-      index: the training triples' index, for filtered negatives.
+      triples: int32 [n', 3], split by rows over the mesh ("triples"); n' >= n pads it.
+      weights: float32 [n'] subsampling weights (ones when subsampling is off), split alike.
+      index: the training triples' index, for filtered negatives (replicated).
       features: fixed per-entity arrays a sampler or model reads (e.g. MMRNS's text and
-        visual features, [V, ...] each); {} when none are needed.
+        visual features, [V, ...] each); {} when none are needed (replicated).
+      num_triples: n, the real rows of `triples` (None: all of them).
     """
 
     triples: jax.Array
     weights: jax.Array
     index: DeviceTripleIndex
     features: dict[str, jax.Array]
+    num_triples: int | None = struct.field(pytree_node=False, default=None)
+
+    @property
+    def size(self) -> int:
+        """n, the number of real training triples."""
+        return self.triples.shape[0] if self.num_triples is None else self.num_triples
 
     @classmethod
     def from_dataset(
@@ -67,12 +132,28 @@ class TrainData:
         dataset: KGDataset,
         subsampling: bool,
         features: dict[str, np.ndarray] | None = None,
+        layout: Layout | None = None,
     ) -> TrainData:
+        """The training split on the layout's devices (default: the default device).
+
+        Each process uploads only the rows of the triples its own devices hold.
+        """
         train = dataset.train
         weights = subsampling_weights(train) if subsampling else np.ones(len(train), np.float32)
+        index = DeviceTripleIndex.from_host(dataset.triple_index(("train",)))
+        features = {key: np.asarray(value) for key, value in (features or {}).items()}
+        if layout is None:
+            return cls(
+                triples=jnp.asarray(train, jnp.int32),
+                weights=jnp.asarray(weights, jnp.float32),
+                index=index,
+                features={key: jnp.asarray(value) for key, value in features.items()},
+                num_triples=len(train),
+            )
         return cls(
-            triples=jnp.asarray(train, jnp.int32),
-            weights=jnp.asarray(weights, jnp.float32),
-            index=DeviceTripleIndex.from_host(dataset.triple_index(("train",))),
-            features={key: jnp.asarray(value) for key, value in (features or {}).items()},
+            triples=layout.put(np.asarray(train, np.int32), "triples", None),
+            weights=layout.put(np.asarray(weights, np.float32), "triples"),
+            index=layout.replicate(index),
+            features=layout.replicate(features),
+            num_triples=len(train),
         )
