@@ -27,9 +27,10 @@ SETTINGS = {
         for i in (1, 2, 3)
     },
     **{
-        name: dict(batch_size=256, num_negatives=64, dim=200, gamma=200.0,
-                   adversarial_temperature=1.0, lr=2e-3, num_steps=2_000, eval_batch_size=64,
-                   regularizer="n3", regularization=1e-3)
+        # gamma only sets the init range here, (gamma + 2) / dim: 200 suits dim 2000, not 200.
+        name: dict(batch_size=256, num_negatives=64, dim=200, gamma=20.0,
+                   adversarial_temperature=1.0, lr=5e-3, num_steps=2_000, eval_batch_size=64,
+                   regularizer="n3", regularization=1e-2)
         for name in ("umls", "nations", "kinships")
     },
 }  # fmt: skip
