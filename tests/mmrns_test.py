@@ -16,7 +16,6 @@ from kgjax import models
 from kgjax.config import ConfigError
 from kgjax.data.catalog import load_dataset
 from kgjax.models.mmrns import KCA
-from kgjax.ops import sampling
 from kgjax.train import mmrns_sampler, negatives, steps
 from kgjax.train.loop import train
 from kgjax.train.state import TrainData, TrainState
@@ -78,9 +77,9 @@ def test_kca_shapes_and_relation_broadcasting(visual):
     def run(params, text, image, relations, entities):
         terms = net.entity_terms(params, text, text_mask, image, image_mask)
         # Every (relation, entity) pair at once: [G, N, O].
-        table = net.represent(params, jax.tree.map(lambda x: x[None], terms), relations[:, None, :])
+        table = net.represent(params, terms, relations)
         # Row by row: entity n under relation n % 2.
-        paired = net.represent(params, terms, relations[jnp.arange(6) % 2])
+        paired = net.represent_pairs(params, terms, relations[jnp.arange(6) % 2])
         structure = net.structure(params, entities[None], relations[:, None, :])
         return (
             terms.cross,
@@ -117,7 +116,7 @@ def test_kca_ignores_padding(visual):
     @jax.jit
     def represent(text, image):
         terms = net.entity_terms(params, text, text_mask, image, image_mask)
-        return net.represent(params, terms, relation)
+        return net.represent_pairs(params, terms, relation)
 
     before = represent(text, image)
     # Garbage in the padded rows changes nothing ...
@@ -190,42 +189,15 @@ def setup(umls):
     return config, model, sampler, data
 
 
-@pytest.mark.parametrize("mode", [sampling.HEAD_BATCH, sampling.TAIL_BATCH])
-def test_sampler_never_draws_known_positives(setup, umls, mode):
-    config, model, sampler, data = setup
-    params = model.init(jax.random.key(0))
-    sampler_params = sampler.init(jax.random.key(1), model)
-    positives = jnp.asarray(umls.train[:32])
-    entity, relation = params["entity"], params["relation"]
-    if mode == sampling.HEAD_BATCH:
-        query = model.head_query(relation[positives[:, 1]], entity[positives[:, 2]])
-    else:
-        query = model.tail_query(entity[positives[:, 0]], relation[positives[:, 1]])
-    context = negatives.SampleContext(
-        jax.random.key(5), jnp.int32(100), jnp.int32(mode), positives, query, data
-    )
-    scores, extra, metrics = jax.jit(sampler, static_argnums=2)(
-        sampler_params, params, model, context
-    )
-    assert scores.shape == (32, config.negatives.num_negatives)
-    assert float(extra) == 0.0  # beta = 0
-    assert np.isfinite(float(metrics["contrastive_loss"]))
-    assert float(metrics["negatives_false_rate"]) == 0.0
-    assert float(metrics["exploration_epsilon"]) == pytest.approx(10.0 / (1 + math.log(101)))
-    # Every score is that of some entity, i.e. the forward pass is a plain gather.
-    all_scores = np.asarray(model.match(query[:, None, :], entity[None, :, :]))
-    gaps = np.abs(np.asarray(scores)[:, :, None] - all_scores[:, None, :]).min(axis=-1)
-    assert gaps.max() < 1e-4
-
-
-def test_gradients_reach_the_sampler_through_the_straight_through_one_hot(setup):
+def test_train_step_gradients_reach_the_sampler_and_negatives_are_filtered(setup):
     config, model, sampler, data = setup
     optimizer = optax.sgd(1.0)
     state = TrainState.create(model, sampler, optimizer, jax.random.key(0))
 
-    def sampler_grads(state):
+    @jax.jit
+    def step(state):
         # train_step's own loss, differentiated by one SGD step of rate 1.
-        new_state, _ = steps.train_step(
+        new_state, metrics = steps.train_step(
             state,
             data,
             jax.random.key(1),
@@ -235,9 +207,19 @@ def test_gradients_reach_the_sampler_through_the_straight_through_one_hot(setup)
             schedule=optax.constant_schedule(1.0),
             settings=steps.StepSettings.from_config(config),
         )
-        return jax.tree.map(jnp.subtract, state.sampler_params, new_state.sampler_params)
+        grads = jax.tree.map(jnp.subtract, state.sampler_params, new_state.sampler_params)
+        return new_state, grads, metrics
 
-    grads = jax.jit(sampler_grads)(state)
+    # Step 0 corrupts heads, step 1 tails.
+    state, grads, head_metrics = step(state)
+    _, _, tail_metrics = step(state)
+    for metrics, step_number in ((head_metrics, 0), (tail_metrics, 1)):
+        # The pool is the whole vocabulary, so every row has enough true negatives.
+        assert float(metrics["negatives_false_rate"]) == 0.0
+        assert np.isfinite(float(metrics["contrastive_loss"]))
+        assert float(metrics["exploration_epsilon"]) == pytest.approx(
+            10.0 / (1 + math.log(step_number + 1))
+        )
     leaves = jax.tree_util.tree_leaves_with_path(grads)
     assert {jax.tree_util.keystr(p) for p, _ in leaves} >= {
         "['text_in']['kernel']",
@@ -287,8 +269,10 @@ def test_train_end_to_end_with_description_features(tmp_path, monkeypatch):
         pytest.skip(f"{folder} not found; set KGJAX_DATA_DIR to the shared data folder to run")
     monkeypatch.setenv("KGJAX_CACHE_DIR", str(tmp_path / "cache"))
     # Embedded UMLS triples; sentence vectors of its kg-bert-long descriptions from MiniLM.
-    config = mmrns_config(text="descriptions", visual="none", text_width=384, num_sentences=4)
+    config = mmrns_config(text="descriptions", visual="none", text_width=384, num_sentences=2)
     config.text.descriptions_dir = str(folder)
+    config.text.max_length = 32
+    config.num_steps = config.eval_every_steps = config.checkpoint_every_steps = 20
     results = train(config, str(tmp_path / "run"), progress=False)
     assert results["steps"] == config.num_steps
     assert 0 < results["test"]["both"]["mrr"] <= 1

@@ -210,36 +210,57 @@ class KCA:
     ) -> dict[str, jax.Array]:
         """Adds the relation-guided branches (2) and (3) and projects each modality.
 
-        `terms` and `relation` broadcast against each other in their leading dimensions:
-        terms [1, N] with relation [G, 1, Dr] gives every (relation, entity) pair [G, N];
-        terms [B] with relation [B, Dr] pairs them row by row.
+        Every entity is represented under every relation; `represent_pairs` pairs them.
 
         Args:
-          terms: from `entity_terms`, leading shape [...e].
-          relation: [...r, Dr] KGE relation vectors.
+          terms: from `entity_terms` for N entities (leading shape [N]).
+          relation: [G, Dr] KGE relation vectors.
 
         Returns:
-          {"text": [..., O]} and, with visual features, {"visual": [..., O]}; [...] is the
-          broadcast of [...e] and [...r].
+          {"text": [G, N, O]} and, with visual features, {"visual": [G, N, O]}.
         """
         length = (self.guide_length, self.num_sentences)
-        gate = jax.nn.sigmoid(_dense(params["text_guide"], relation))
-        gate = gate.reshape(*relation.shape[:-1], *length)
-        guided = (terms.cross * gate) @ terms.text  # (3) [..., L_g, A]
-        textual = terms.textual + _layer_norm(params["norm"], guided)
-        textual = jnp.where(terms.guide_mask[..., None], textual, 0.0)
-        out = {"text": _dense(params["text_out"], textual.reshape(*textual.shape[:-2], -1))}
+        gate = jax.nn.sigmoid(_dense(params["text_guide"], relation)).reshape(-1, *length)
+        guided_weights = terms.cross[None] * gate[:, None]  # [G, N, L_g, L_t]
+        # (3), contracted with N as the batch dimension: G * L_g rows per entity, one matmul
+        # each, rather than G * N products of L_g x L_t matrices.
+        guided = jnp.einsum("gnij,nja->gnia", guided_weights, terms.text)
+        textual = terms.textual[None] + _layer_norm(params["norm"], guided)
+        textual = jnp.where(terms.guide_mask[None, ..., None], textual, 0.0)
+        out = {"text": _dense(params["text_out"], textual.reshape(*textual.shape[:2], -1))}
         if self.visual_width:
-            gate = jax.nn.sigmoid(_dense(params["visual_guide"], relation))
-            gate = gate.reshape(*relation.shape[:-1], *length)
-            guided = jnp.swapaxes(terms.cross * gate, -1, -2) @ terms.guide  # (2) [..., L_t, A]
-            visual = terms.visual + _layer_norm(params["norm"], guided)
-            visual = jnp.where(terms.text_mask[..., None], visual, 0.0)
-            out["visual"] = _dense(params["visual_out"], visual.reshape(*visual.shape[:-2], -1))
+            gate = jax.nn.sigmoid(_dense(params["visual_guide"], relation)).reshape(-1, *length)
+            guided_weights = terms.cross[None] * gate[:, None]
+            guided = jnp.einsum("gnij,nia->gnja", guided_weights, terms.guide)  # (2)
+            visual = terms.visual[None] + _layer_norm(params["norm"], guided)
+            visual = jnp.where(terms.text_mask[None, ..., None], visual, 0.0)
+            out["visual"] = _dense(params["visual_out"], visual.reshape(*visual.shape[:2], -1))
         return out
 
+    def represent_pairs(
+        self, params: Params, terms: EntityTerms, relation: jax.Array
+    ) -> dict[str, jax.Array]:
+        """`represent` of entity b under relation b, for B pairs.
+
+        Args:
+          terms: from `entity_terms` for B entities.
+          relation: [B, Dr].
+
+        Returns:
+          {modality: [B, O]}.
+        """
+
+        def one(terms, relation):
+            single = self.represent(params, jax.tree.map(lambda x: x[None], terms), relation[None])
+            return jax.tree.map(lambda x: x[0, 0], single)
+
+        return jax.vmap(one)(terms, relation)
+
     def structure(self, params: Params, entity: jax.Array, relation: jax.Array) -> jax.Array:
-        """The structural representation e * sigmoid(MLP([e; r])) (broadcasting like `represent`).
+        """The structural representation e * sigmoid(MLP([e; r])).
+
+        `entity` and `relation` broadcast against each other in their leading dimensions:
+        entity [1, N, De] with relation [G, 1, Dr] gives every pair, [G, N, De].
 
         Args:
           entity: [...e, De] KGE entity vectors.

@@ -213,6 +213,15 @@ class MMRNSSampler:
         kca = self.kca(model)
         relation_table = params["relation"]
         relation = relation_table[relations]  # [B, Dr]
+        # A pool entity's representation depends on the triple only through its relation:
+        # with fewer relations than rows (every standard benchmark), represent the pool once
+        # per relation ("group") and let each row read its relation's; else once per row.
+        per_relation = relation_table.shape[0] <= relations.shape[0]
+        groups, row_group = (
+            (relation_table, relations)
+            if per_relation
+            else (relation, jnp.arange(relations.shape[0]))
+        )
         sims = []
         if kca.modalities:
 
@@ -225,15 +234,8 @@ class MMRNSSampler:
                     features["visual_mask"][ids] if kca.visual_width else None,
                 )
 
-            # Pool representations depend on the relation, not on the rest of the triple: with
-            # fewer relations than rows, represent the pool once per relation and gather.
-            if relation_table.shape[0] <= relations.shape[0]:
-                groups, row_group = relation_table, relations
-            else:
-                groups, row_group = relation, jnp.arange(relations.shape[0])
-            pool_terms = jax.tree.map(lambda x: x[None], terms(pool))
-            pool_reps = kca.represent(sampler_params, pool_terms, groups[:, None, :])  # [G, N, O]
-            anchor_reps = kca.represent(sampler_params, terms(anchors), relation)  # [B, O]
+            pool_reps = kca.represent(sampler_params, terms(pool), groups)  # [G, N, O]
+            anchor_reps = kca.represent_pairs(sampler_params, terms(anchors), relation)  # [B, O]
             for modality in kca.modalities:
                 sims.append(
                     cosine(pool_reps[modality][row_group], anchor_reps[modality][:, None, :])
@@ -242,17 +244,25 @@ class MMRNSSampler:
         entity = params["entity"]
         pool_entities = entity[pool]  # [N, De]
         anchor_structure = kca.structure(sampler_params, entity[anchors], relation)  # [B, De]
+        if per_relation:
+            pool_structure = kca.structure(
+                sampler_params, pool_entities[None], relation_table[:, None, :]
+            )  # [R, N, De]
 
         def structure_row(row):
-            rel, anchor = row
-            return cosine(kca.structure(sampler_params, pool_entities, rel), anchor)
+            group, anchor = row
+            if per_relation:
+                gated = pool_structure[group]
+            else:
+                gated = kca.structure(sampler_params, pool_entities, groups[group])
+            return cosine(gated, anchor)
 
-        # Checkpointed blocks: the [chunk, N, De] gates are recomputed in the backward pass
-        # instead of kept for the whole batch.
+        # Blocks of rows, checkpointed: the backward pass regathers (or recomputes) each
+        # block's [chunk, N, De] instead of keeping [B, N, De].
         sims.append(
             jax.lax.map(
                 jax.checkpoint(structure_row),
-                (relation, anchor_structure),
+                (row_group, anchor_structure),
                 batch_size=min(self.chunk_size, relations.shape[0]),
             )
         )

@@ -1,0 +1,260 @@
+"""MMRNS against uniform and self-adversarial negatives: equal steps, equal wall time, cost.
+
+Run:
+  # The GPU machine: FB15k-237 (texts in $KGJAX_DATA_DIR/fb15k-237/star), 3 seeds. Finished
+  # runs are skipped and unfinished ones resume from their checkpoints, so the same command
+  # can be repeated across 10-minute device calls until it prints the tables.
+  KGJAX_DATA_DIR=data python bench/mmrns.py --dataset=fb15k237 --seeds=0,1,2 \
+      --workdir=runs/bench_mmrns_fb15k237 --out=bench/results/mmrns_fb15k237
+  # 2 CPU cores: UMLS, a few hundred steps.
+  KGJAX_DATA_DIR=../shared/data python bench/mmrns.py --smoke
+
+Three phases, for every model (RotatE, TransE) and sampler (uniform, self_adversarial, mmrns)
+on `configs/mmrns.py:<model>_<dataset>` (the sampler overridden):
+  overhead     milliseconds per training step of a jitted `lax.scan` chunk, after compiling,
+               on the real data and shapes; the ratio to uniform is MMRNS's cost per step.
+  equal steps  every sampler and seed trains `--num_steps` steps; filtered test metrics.
+  equal time   the budget is uniform's training time at `--num_steps` (from its steady
+               steps/s, mean over seeds); every other sampler trains for the steps it runs in
+               that budget at its own steps/s (rounded down to 100; within 2% counts as
+               equal), with its schedule (the step decay at half) scaled to that length.
+A later call with --phases=equal_steps,equal_time skips the timing.
+Writes <out>.json (every run: config overrides, metrics, steps/s, device, versions) and
+<out>.md (means and standard deviations over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+
+from kgjax import config as config_lib
+from kgjax import runs
+from kgjax.train import negatives
+from kgjax.train.loop import train
+from kgjax.train.optimizers import make_optimizer
+from kgjax.train.state import TrainData, TrainState
+from kgjax.train.steps import StepSettings, make_train_chunk
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLERS = ("uniform", "self_adversarial", "mmrns")
+METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+
+
+def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: int):
+    spec = importlib.util.spec_from_file_location("mmrns", os.path.join(REPO, "configs/mmrns.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(f"{model}_{dataset}")
+    config.negatives.sampler = sampler
+    config.seed = seed
+    # Cadences that divide any step count that is a multiple of 100.
+    config.num_steps = num_steps
+    config.optimizer.decay_steps = num_steps // 2
+    config.steps_per_call = config.log_every_steps = 100
+    config.eval_every_steps = config.checkpoint_every_steps = max(num_steps // 1000, 1) * 100
+    return config
+
+
+def overhead(model_name: str, dataset: str, sampler_name: str, steps: int, repeats: int) -> dict:
+    """Milliseconds per training step (chunks of `steps` steps, best of `repeats`)."""
+    config = load_config(model_name, dataset, sampler_name, 0, 1000)
+    data_set = runs.load_dataset(config.data)
+    model = runs.build_model(config, data_set.num_entities, data_set.num_relations)
+    sampler = negatives.from_config(config)
+    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
+    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
+    data = TrainData.from_dataset(
+        data_set, config.loss.subsampling, sampler.features(config, data_set)
+    )
+    chunk = make_train_chunk(
+        model, sampler, optimizer, schedule, StepSettings.from_config(config), steps
+    )
+    started = time.perf_counter()
+    state, metrics = chunk(state, data, jax.random.key(1))
+    jax.block_until_ready(metrics)
+    compile_seconds = time.perf_counter() - started
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        state, metrics = chunk(state, data, jax.random.key(1))
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - started)
+    return {
+        "model": model_name,
+        "sampler": sampler_name,
+        "ms_per_step": 1000 * min(times) / steps,
+        "first_call_seconds": compile_seconds,
+    }
+
+
+def run(config, workdir: str) -> dict:
+    """Trains (or resumes, or reads back) one run; returns its results.json."""
+    results_file = os.path.join(workdir, runs.RESULTS_FILE)
+    if os.path.isfile(results_file):
+        with open(results_file) as f:
+            return json.load(f)
+    return train(config, workdir, progress=False)
+
+
+def summary(results: dict) -> dict:
+    return {
+        "steps": results["steps"],
+        "steps_per_second": results["steps_per_second"],
+        "train_seconds": results["train_seconds"],
+        **{key: results["test"]["both"][key] for key in METRICS},
+    }
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(rows: list[dict], title: str) -> list[str]:
+    lines = [
+        f"### {title}",
+        "",
+        "| model | sampler | steps | steps/s | " + " | ".join(f"test {m}" for m in METRICS) + " |",
+        "|---" * (4 + len(METRICS)) + "|",
+    ]
+    keys = sorted(
+        {(r["model"], r["sampler"]) for r in rows}, key=lambda k: (k[0], SAMPLERS.index(k[1]))
+    )
+    for model, sampler in keys:
+        group = [r for r in rows if (r["model"], r["sampler"]) == (model, sampler)]
+        cells = [mean_std([r[m] for r in group]) for m in METRICS]
+        steps = sorted({r["steps"] for r in group})
+        speed = statistics.mean(r["steps_per_second"] or 0.0 for r in group)
+        lines.append(
+            f"| {model} | {sampler} | {'/'.join(map(str, steps))} | {speed:.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines + [""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="fb15k237", help="fb15k237 or umls")
+    parser.add_argument("--models", default="rotate,transe")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--num_steps", type=int, default=None, help="default: the config's")
+    parser.add_argument("--overhead_steps", type=int, default=20, help="steps per timed chunk")
+    parser.add_argument("--phases", default="overhead,equal_steps,equal_time")
+    parser.add_argument("--workdir", default=None, help="default: runs/bench_mmrns_<dataset>")
+    parser.add_argument("--out", default=None, help="default: bench/results/mmrns_<dataset>")
+    parser.add_argument("--smoke", action="store_true", help="UMLS, 400 steps, seeds 0,1,2")
+    args = parser.parse_args()
+    if args.smoke:
+        args.dataset, args.num_steps = "umls", args.num_steps or 400
+    models = args.models.split(",")
+    samplers = args.samplers.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    phases = args.phases.split(",")
+    workdir = args.workdir or os.path.join(REPO, "runs", f"bench_mmrns_{args.dataset}")
+    out = args.out or os.path.join(REPO, "bench", "results", f"mmrns_{args.dataset}")
+    num_steps = args.num_steps or load_config(models[0], args.dataset, "uniform", 0, 1).num_steps
+    if num_steps % 100:
+        raise config_lib.ConfigError("--num_steps: a multiple of 100")
+
+    report = {
+        "command": "python bench/mmrns.py " + " ".join(sys.argv[1:]),
+        "device": jax.devices()[0].device_kind,
+        "num_devices": jax.device_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "dataset": args.dataset,
+        "num_steps": num_steps,
+        "overhead": [],
+        "equal_steps": [],
+        "equal_time": [],
+    }
+    if "overhead" in phases:
+        for model in models:
+            for sampler in samplers:
+                report["overhead"].append(
+                    overhead(model, args.dataset, sampler, args.overhead_steps, 3)
+                )
+                print(report["overhead"][-1], flush=True)
+
+    def train_all(phase: str, steps_of) -> None:
+        for model in models:
+            for sampler in samplers:
+                for seed in seeds:
+                    steps = steps_of(model, sampler)
+                    config = load_config(model, args.dataset, sampler, seed, steps)
+                    name = f"{model}_{sampler}_seed{seed}_steps{steps}"
+                    row = {"model": model, "sampler": sampler, "seed": seed}
+                    row.update(summary(run(config, os.path.join(workdir, name))))
+                    report[phase].append(row)
+                    print(phase, row, flush=True)
+
+    if "equal_steps" in phases or "equal_time" in phases:
+        train_all("equal_steps", lambda model, sampler: num_steps)
+    if "equal_time" in phases:
+        speed = {
+            key: statistics.mean(
+                r["steps_per_second"]
+                for r in report["equal_steps"]
+                if (r["model"], r["sampler"]) == key
+            )
+            for key in {(r["model"], r["sampler"]) for r in report["equal_steps"]}
+        }
+
+        def steps_in_budget(model, sampler):
+            budget = num_steps / speed[(model, "uniform")]
+            steps = max(100, int(budget * speed[(model, sampler)]) // 100 * 100)
+            # Within 2% of the equal-steps run (timing noise): reuse that run.
+            return num_steps if steps >= 0.98 * num_steps else steps
+
+        train_all("equal_time", steps_in_budget)
+        for model in models:
+            report.setdefault("budget_seconds", {})[model] = num_steps / speed[(model, "uniform")]
+
+    lines = [
+        f"## MMRNS on {args.dataset} ({report['device']}, jax {report['jax']})",
+        "",
+        f"`{report['command']}`",
+        "",
+    ]
+    if report["overhead"]:
+        base = {
+            r["model"]: r["ms_per_step"] for r in report["overhead"] if r["sampler"] == "uniform"
+        }
+        lines += ["| model | sampler | ms/step | vs uniform |", "|---|---|---|---|"]
+        for r in report["overhead"]:
+            ratio = r["ms_per_step"] / base[r["model"]] if r["model"] in base else float("nan")
+            lines.append(
+                f"| {r['model']} | {r['sampler']} | {r['ms_per_step']:.2f} | {ratio:.2f}x |"
+            )
+        lines.append("")
+    if report["equal_steps"]:
+        lines += table(
+            report["equal_steps"], f"Equal steps ({num_steps}), mean ± std over seeds {seeds}"
+        )
+    if report["equal_time"]:
+        budgets = ", ".join(f"{m} {s:.0f} s" for m, s in report["budget_seconds"].items())
+        lines += table(
+            report["equal_time"], f"Equal wall time (uniform's training time: {budgets})"
+        )
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(f"{out}.json", "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    with open(f"{out}.md", "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
