@@ -98,8 +98,17 @@ def entity_text_vectors(
 def initial_entities(
     config: ml_collections.ConfigDict, dataset: KGDataset, model: KGEModel, text: np.ndarray
 ) -> np.ndarray:
-    """The text-initialised entity table: float32 [V, De] (see `text_projection.project`)."""
-    seen = inductive.seen_entities(dataset.train, dataset.num_entities)
+    """The text-initialised entity table (see `text_projection.project`).
+
+    Args:
+      text: float [V + m, Dt]: the dataset's V entities in id order, then optionally m new
+        ones (the fit uses training entities only, so extra rows change no other row).
+
+    Returns:
+      float32 [V + m, De].
+    """
+    seen = np.zeros(len(text), bool)
+    seen[: dataset.num_entities] = inductive.seen_entities(dataset.train, dataset.num_entities)
     return text_projection.project(
         text,
         seen,
@@ -142,6 +151,40 @@ def initialise(
 def _like(params: Params, reference: Params) -> Params:
     """Puts host arrays where the reference's arrays live (same devices and sharding)."""
     return jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), params, reference)
+
+
+def text_embedder(
+    config: ml_collections.ConfigDict,
+    dataset: KGDataset,
+    model: KGEModel,
+    params: Params,
+    text: np.ndarray,
+):
+    """A function embedding any description vectors into a trained run's entity space.
+
+    The ridge map of `kgjax.evaluation.inductive.fit_unseen`, fitted on the entities with
+    training triples (towards the initial table for a text-initialised run), applied to
+    vectors of entities the run has never seen, in its vocabulary or not.
+
+    Args:
+      config, dataset, model, params: the run's config, data, model and trained parameters.
+      text: float [V, Dt], the dataset's entity vectors (`entity_text_vectors`).
+
+    Returns:
+      fn(float [m, Dt]) -> float32 [m, De].
+    """
+    seen = inductive.seen_entities(dataset.train, dataset.num_entities)
+    prior = initial_entities(config, dataset, model, text) if config.text.init == "text" else None
+    _, text_map = inductive.fit_unseen(params, text, seen, config.text.ridge_l2 or None, prior)
+
+    def embed(vectors: np.ndarray) -> np.ndarray:
+        rows = text_map(vectors)
+        if prior is not None:
+            both = np.concatenate([text, np.asarray(vectors, text.dtype)])
+            rows = rows + initial_entities(config, dataset, model, both)[len(text) :]
+        return rows.astype(np.float32)
+
+    return embed
 
 
 def inductive_results(

@@ -1,18 +1,27 @@
 """The Colab notebooks run top to bottom (with short training) in a fresh kernel."""
 
 import os
+import pathlib
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = pathlib.Path(
+    os.environ.get("KGJAX_DATA_DIR", pathlib.Path(REPO) / ".." / "shared" / "data")
+)
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb"])
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "language_module.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
+    if name == "language_module.ipynb":
+        if not (DATA_DIR / "umls" / "kg-bert" / "entity2textlong.txt").is_file():
+            pytest.skip(f"{DATA_DIR}/umls/kg-bert not found; set KGJAX_DATA_DIR to run it")
+        monkeypatch.setenv("KGJAX_DATA_DIR", str(DATA_DIR.resolve()))
     monkeypatch.setenv("KGJAX_NOTEBOOK_STEPS", "200")
     monkeypatch.setenv("KGJAX_TFDS_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("KGJAX_CACHE_DIR", str(tmp_path / "cache"))
     notebook = nbformat.read(os.path.join(REPO, "colab", name), as_version=4)
     NotebookClient(
         notebook,

@@ -48,7 +48,8 @@ def touches_unseen(triples: np.ndarray, seen: np.ndarray) -> np.ndarray:
 
 def with_entity_rows(params: Params, ids: np.ndarray, rows: np.ndarray) -> Params:
     """A copy of `params` whose entity rows `ids` (int [m]) are `rows` (float [m, De])."""
-    entity = params["entity"].at[jnp.asarray(ids)].set(jnp.asarray(rows, params["entity"].dtype))
+    table = jnp.asarray(params["entity"])  # NumPy tables (a run read back) work too
+    entity = table.at[jnp.asarray(ids)].set(jnp.asarray(rows, table.dtype))
     return {**params, "entity": entity}
 
 
