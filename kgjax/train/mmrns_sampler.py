@@ -211,17 +211,19 @@ class MMRNSSampler:
           float [M, B, N], modalities in the order of `KCA.modalities`, then the structure.
         """
         kca = self.kca(model)
-        relation_table = params["relation"]
-        relation = relation_table[relations]  # [B, Dr]
+        # Tables are read by rows only, so that a mesh-split table (`kgjax.sharding.TableView`)
+        # works as well as an array.
+        relation = params["relation"][relations]  # [B, Dr]
+        num_relations = params["relation"].shape[0]
         # A pool entity's representation depends on the triple only through its relation:
         # with fewer relations than rows (every standard benchmark), represent the pool once
         # per relation ("group") and let each row read its relation's; else once per row.
-        per_relation = relation_table.shape[0] <= relations.shape[0]
-        groups, row_group = (
-            (relation_table, relations)
-            if per_relation
-            else (relation, jnp.arange(relations.shape[0]))
-        )
+        per_relation = num_relations <= relations.shape[0]
+        if per_relation:
+            relation_table = params["relation"][jnp.arange(num_relations)]  # [R, Dr]
+            groups, row_group = relation_table, relations
+        else:
+            groups, row_group = relation, jnp.arange(relations.shape[0])
         sims = []
         if kca.modalities:
 
