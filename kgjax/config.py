@@ -74,7 +74,7 @@ def kge_config(
     # Entity descriptions (kgjax.text_init): text-initialised tables, inductive evaluation.
     c.text = ml_collections.ConfigDict()
     c.text.init = "uniform"  # uniform (the reference) | text: the entity table from descriptions
-    c.text.projection = "pca"  # init=text: text width -> entity width, pca | random
+    c.text.projection = "random"  # init=text: text width -> entity width, random | pca
     c.text.inductive = False  # after training, embed entities absent from train from their text
     c.text.ridge_l2 = 0.0  # that text -> embedding map's penalty; 0: by generalised CV
     c.text.source = ""  # descriptions.ENTITY_SOURCES key; "": the dataset's default
