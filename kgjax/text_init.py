@@ -143,14 +143,18 @@ def initialise(
             file=sys.stderr,
         )
     table = initial_entities(config, dataset, model, text)
-    params: Params = dict(state.params)
-    params["entity"] = np.asarray(table).astype(state.params["entity"].dtype)
-    return state.replace(params=_like(params, state.params))
+    entity = _put_like(table, state.params["entity"])
+    return state.replace(params={**state.params, "entity": entity})
 
 
-def _like(params: Params, reference: Params) -> Params:
-    """Puts host arrays where the reference's arrays live (same devices and sharding)."""
-    return jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), params, reference)
+def _put_like(host: np.ndarray, like: jax.Array) -> jax.Array:
+    """A host array laid out like `like`: its dtype and sharding (devices, hosts, mesh).
+
+    Every process computes the whole table (a function of the config and the data) and each
+    device takes its own block, so this works across hosts too.
+    """
+    host = np.asarray(host, like.dtype)
+    return jax.make_array_from_callback(host.shape, like.sharding, lambda index: host[index])
 
 
 def text_embedder(
