@@ -18,6 +18,7 @@ from kgjax import runs, text_init
 from kgjax.data import inductive as split_lib
 from kgjax.data.catalog import load_dataset
 from kgjax.data.triples import DataError
+from kgjax.evaluation import inductive
 from kgjax.models import pretrained, text_projection
 from kgjax.train import negatives
 from kgjax.train.loop import train
@@ -121,3 +122,14 @@ def test_text_initialised_run_on_an_inductive_split(umls_dir, tmp_path):
     assert block["as_trained"]["test"] == results["test"]
     assert block["from_text"]["test"]["num_triples"] == block["num_triples"]["test"]
     assert block["text_map"]["prior"] == "initial table" and block["text"]["init"] == "text"
+    # Embedding texts afresh (as for a brand-new entity) gives the rows the evaluation used.
+    run = runs.restore(str(tmp_path / "run"))
+    dataset = load_dataset(path=split)
+    text, _ = text_init.entity_text_vectors(run.config, dataset, progress=False)
+    seen = inductive.seen_entities(dataset.train, dataset.num_entities)
+    prior = text_init.initial_entities(run.config, dataset, run.model, text)
+    mapped, _ = inductive.fit_unseen(run.params, text, seen, prior=prior)
+    embed = text_init.text_embedder(run.config, dataset, run.model, run.params, text)
+    np.testing.assert_allclose(
+        embed(text[~seen]), np.asarray(mapped["entity"])[~seen], rtol=1e-5, atol=1e-6
+    )
