@@ -6,7 +6,8 @@ The `text` section of a training config (`kgjax.config.kge_config`) drives both:
                  "text": the entity table starts as the entities' description vectors,
                  projected to the entity width and scaled to the uniform init's root mean
                  square (`kgjax.models.text_projection.project`); it then trains freely.
-  projection     "pca" or "random", how init="text" reduces the text width to the entity width.
+  projection     "random" (a Gaussian random projection) or "pca": how init="text" reduces
+                 the text width to the entity width.
   inductive      after training, embed the entities absent from train from their text with a
                  ridge map fitted on the trained entities (with init="text", fitted to what
                  training changed from the initial table), and evaluate (results.json
