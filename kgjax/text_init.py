@@ -60,7 +60,9 @@ def descriptions_folder(config: ml_collections.ConfigDict) -> pathlib.Path:
     if config.data.path:
         return pathlib.Path(config.data.path)
     folder = catalog.local_folder(config.data.name, config.data.data_dir or None)
-    if folder is None or not any((folder / f).is_dir() for f in ("kg-bert", "star", "wikidata")):
+    if folder is None or not any(
+        (folder / file).is_file() for file in descriptions.ENTITY_SOURCES.values()
+    ):
         raise DataError(
             f"{config.data.name}: no local folder with entity descriptions "
             f"({folder or 'none found'}); set KGJAX_DATA_DIR (or config.data.data_dir) to a "
