@@ -124,7 +124,6 @@ def kge_config(
     c.negatives.mmrns.num_regions = 24
     c.negatives.mmrns.visual_width = 383
 
-
     c.batch_size = batch_size
     c.num_steps = num_steps
     c.steps_per_call = 100  # steps run on the device per host call (lax.scan)

@@ -31,6 +31,7 @@ Shapes: B batch, V entities, R relations, D width, N devices, M model-axis size.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -63,13 +64,18 @@ TABLES = ("entity", "relation")
 DISTRIBUTED_ENV = "KGJAX_DISTRIBUTED"
 
 
-def shard_map(f, *, mesh: Mesh, in_specs, out_specs):
-    """`jax.shard_map` where it exists (JAX >= 0.7), else `jax.experimental.shard_map`."""
+def shard_map(f, *, mesh: Mesh, in_specs, out_specs, check: bool = True):
+    """`jax.shard_map` where it exists (JAX >= 0.7), else `jax.experimental.shard_map`.
+
+    Args:
+      check: let JAX verify that outputs declared replicated are (`check_vma`, formerly
+        `check_rep`); off only where the code replicates them itself.
+    """
     if hasattr(jax, "shard_map"):
-        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=check)
     from jax.experimental.shard_map import shard_map as legacy_shard_map
 
-    return legacy_shard_map(f, mesh, in_specs, out_specs)
+    return legacy_shard_map(f, mesh, in_specs, out_specs, check_rep=check)
 
 
 # --- the mesh ---------------------------------------------------------------------------
@@ -316,15 +322,17 @@ class Layout:
         return jax.tree.map(lambda _: self.replicated, tree)
 
     def tables(self, params: dict) -> dict:
-        """The parameters as the step reads them: row-split tables become `TableView`s.
+        """The parameters as the step reads them: on a mesh the tables become `TableView`s.
 
-        Tables that are not split (model axis of size 1) stay the arrays they are, so the
+        Replicated tables are viewed too (their reads' gradients then meet in one buffer
+        and one all-reduce); on one device the tables stay the arrays they are, so the
         single-device step is exactly the plain one.
         """
         out = dict(params)
-        for key in TABLES:
-            if key in out and self.size(key) > 1:
-                out[key] = TableView(self, out[key], key, self.rows(key)[0])
+        if self.num_devices > 1:
+            for key in TABLES:
+                if key in out:
+                    out[key] = TableView(self, out[key], key, self.rows(key)[0])
         return out
 
     # Reading rows of a split table.
@@ -335,7 +343,7 @@ class Layout:
         Each device gathers the rows it owns for the ids of its model group (the devices
         that share its rows' split), then a reduce-scatter leaves each device the rows of
         its own slice of the ids: memory and traffic per device are O(ids / data-axis size),
-        never O(table).
+        never O(table). The gradient is scattered into the table's own shards.
 
         Args:
           table: [T, ...] split by rows along `logical` ("entity", "relation", "triples").
@@ -345,27 +353,31 @@ class Layout:
         Returns:
           [..., ...] the rows, split along "batch" (ids flattened).
         """
-        if self.size(logical) == 1:
-            return table[ids]
-        row_axes = self.mesh_axes(logical)
-        batch_axes = self.mesh_axes("batch")
+        return self._take_rows(table, ids, logical, first=True)[0]
+
+    def _take_rows(self, table, ids, logical: str, first: bool):
+        """`take`, also returning the table itself as the link of a gradient chain.
+
+        Reads chained through the returned table (as `TableView` does) accumulate their
+        gradients in one buffer: each read's transpose scatter-adds into the cotangent
+        handed back by the next read, in place, instead of every read making a table-sized
+        gradient of its own that a sum then adds up.
+
+        Args:
+          first: whether `table` is the parameter itself rather than a link of a chain; its
+            transpose finishes the gradient (the psum over the axes the table is replicated on).
+
+        Returns:
+          (rows [..., ...], the table as the next link).
+        """
+        if self.num_devices == 1:
+            return table[ids], table
         flat = ids.reshape(-1)
         count = flat.shape[0]
         flat = jnp.pad(flat, (0, self.padded(count, "batch") - count))
-        trailing = (None,) * (table.ndim - 1)
-
-        def gather(shard, local_ids):
-            group_ids = jax.lax.all_gather(local_ids, row_axes, tiled=True)
-            rows = self._owned_rows(shard, group_ids, logical)
-            return jax.lax.psum_scatter(rows, row_axes, scatter_dimension=0, tiled=True)
-
-        rows = shard_map(
-            gather,
-            mesh=self.mesh,
-            in_specs=(P(row_axes, *trailing), P(batch_axes)),
-            out_specs=P(batch_axes, *trailing),
-        )(table, flat)
-        return rows[:count].reshape(ids.shape + table.shape[1:])
+        take = _sharded_take(self, logical, table.shape, jnp.dtype(table.dtype))
+        rows, link = take(table, flat, first)
+        return rows[:count].reshape(ids.shape + table.shape[1:]), link
 
     def shard_offset(self, logical: str, shard_rows: int) -> jax.Array:
         """Inside shard_map: the first global row of this device's shard of `logical`."""
@@ -446,11 +458,80 @@ class Layout:
 
     def fetch(self, array: jax.Array) -> np.ndarray:
         """A global array as a NumPy array on this host (gathered across hosts if need be)."""
-        if jax.process_count() > 1 and not array.is_fully_addressable:
-            from jax.experimental import multihost_utils
+        if array.is_fully_addressable:
+            return np.asarray(array)
+        if array.is_fully_replicated:
+            return np.asarray(array.addressable_data(0))
+        from jax.experimental import multihost_utils
 
-            return np.asarray(multihost_utils.process_allgather(array, tiled=True))
-        return np.asarray(array)
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+@functools.cache
+def _sharded_take(layout: Layout, logical: str, shape: tuple, dtype):
+    """The read of one split table: a gather by shard_map with a hand-written transpose.
+
+    Forward: all-gather the ids over the table's row axes, gather the owned rows (zeros for
+    the others), reduce-scatter. Backward: all-gather the row gradients and scatter-add the
+    owned ones into the incoming table cotangent (the chain's accumulator, zeros for the
+    last read); the first read of the chain then psums over the mesh axes of size > 1 the
+    table is replicated on. Without the chain XLA keeps one table-sized gradient per read
+    (the scatters sit in separate manual regions, out of reach of its add-of-scatter rewrite).
+
+    Returns:
+      take(table, ids [M], first) -> (rows [M, ...], table).
+    """
+    mesh = layout.mesh
+    row_axes = layout.mesh_axes(logical)
+    batch_axes = layout.mesh_axes("batch")
+    replicated = tuple(a for a in mesh.axis_names if a not in row_axes and mesh.shape[a] > 1)
+    shard_rows = shape[0] // layout.size(logical)
+    trailing = (None,) * (len(shape) - 1)
+    table_spec, batch_spec = P(row_axes, *trailing), P(batch_axes, *trailing)
+
+    def gather(shard, local_ids):
+        group_ids = jax.lax.all_gather(local_ids, row_axes, tiled=True)
+        rows = layout._owned_rows(shard, group_ids, logical)
+        return jax.lax.psum_scatter(rows, row_axes, scatter_dimension=0, tiled=True)
+
+    def scatter(accumulated, local_ids, local_rows, finish):
+        group_ids = jax.lax.all_gather(local_ids, row_axes, tiled=True)
+        group_rows = jax.lax.all_gather(local_rows, row_axes, tiled=True)
+        local = group_ids - layout.shard_offset(logical, shard_rows)
+        owned = (local >= 0) & (local < shard_rows)
+        local = jnp.where(owned, local, shard_rows)  # out of range: dropped
+        grad = accumulated.at[local].add(group_rows.astype(dtype), mode="drop")
+        return jax.lax.psum(grad, replicated) if finish and replicated else grad
+
+    forward = shard_map(
+        gather, mesh=mesh, in_specs=(table_spec, P(batch_axes)), out_specs=batch_spec
+    )
+    # Links of the chain hold partial sums over `replicated` until the first read's psum;
+    # over axes of size 1 they are trivially replicated. The checker cannot see either.
+    backward = {
+        finish: shard_map(
+            functools.partial(scatter, finish=finish),
+            mesh=mesh,
+            in_specs=(table_spec, P(batch_axes), batch_spec),
+            out_specs=table_spec,
+            check=False,
+        )
+        for finish in (False, True)
+    }
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+    def take(table, ids, first):
+        return forward(table, ids), table
+
+    def take_forward(table, ids, first):
+        return (forward(table, ids), table), ids
+
+    def take_backward(first, ids, cotangents):
+        rows_grad, table_grad = cotangents
+        return backward[first](table_grad, ids, rows_grad), None
+
+    take.defvjp(take_forward, take_backward)
+    return take
 
 
 def _from_host(array: np.ndarray, shape: tuple, sharding: NamedSharding) -> jax.Array:
@@ -485,6 +566,10 @@ class TableView:
         self.shape = (num_rows, *table.shape[1:])
         self.dtype = table.dtype
         self.ndim = table.ndim
+        # Successive reads chain through the table (see `Layout._take_rows`) so that their
+        # gradients share one buffer.
+        self._link = table
+        self._reads = 0
 
     def __getitem__(self, ids) -> jax.Array:
         if isinstance(ids, tuple | slice) or not jnp.issubdtype(jnp.result_type(ids), jnp.integer):
@@ -492,4 +577,8 @@ class TableView:
                 f"a split {self.logical} table is read with an integer array of row ids "
                 f"(table[ids]); got {ids!r}"
             )
-        return self.layout.take(self.table, jnp.asarray(ids), self.logical)
+        rows, self._link = self.layout._take_rows(
+            self._link, jnp.asarray(ids), self.logical, first=self._reads == 0
+        )
+        self._reads += 1
+        return rows

@@ -2,17 +2,22 @@
 
 Not a test module: `sharding_test.py` starts it in a subprocess (JAX must see 8 devices
 before it starts, and the rest of the suite runs on 1) and asserts on the JSON it writes.
+It also starts a two-process run (`multihost_run.py`) and compiles the AOT check.
 
   python tests/sharded_runs.py OUT.json WORKDIR
 """
 
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+if __name__ == "__main__":
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -20,7 +25,9 @@ import numpy as np  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "launch"))
 
+import aot_check  # noqa: E402
 from train_test import test_config  # noqa: E402
 
 from kgjax import runs  # noqa: E402
@@ -59,12 +66,40 @@ def diff(a: dict, b: dict) -> float:
     return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_multihost(root: str) -> tuple[list, str, str]:
+    """Two processes of 4 devices each, training config(8) as one 8-device mesh."""
+    port, workdir, out = free_port(), os.path.join(root, "multihost"), os.path.join(root, "mh")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    script = os.path.join(REPO, "tests", "multihost_run.py")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, str(i), str(port), workdir, out],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    return processes, workdir, out
+
+
 def main(out_path: str, root: str) -> None:
     # Identical programs (a resumed run, a restore onto a mesh seen before) compile once.
     jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     devices = jax.devices()
-    report = {"num_devices": len(devices), "runs": {}}
+    report = {"num_devices": len(devices), "runs": {}, "seconds": {}}
+    started = time.perf_counter()
+
+    def lap(name):
+        report["seconds"][name] = round(time.perf_counter() - started, 1)
 
     # Training and evaluation on each mesh, from the same seed.
     params = {}
@@ -82,6 +117,7 @@ def main(out_path: str, root: str) -> None:
             "entity_shards": len(run.sharded_params["entity"].addressable_shards),
             "entity_shard_rows": run.sharded_params["entity"].addressable_shards[0].data.shape[0],
         }
+        lap(f"train_{n}")
 
     # The padded 8-device run: padding rows and their optimizer state never moved from 0.
     run8 = runs.restore(os.path.join(root, "d8"), devices=devices)
@@ -147,6 +183,27 @@ def main(out_path: str, root: str) -> None:
         "param_diff_vs_4": diff(runs.restore(workdir, devices=devices[:4]).params, params[4]),
         "test": resumed["test"],
     }
+    lap("restore_resume")
+
+    # The ahead-of-time check compiles the same calls from abstract inputs.
+    report["aot"] = aot_check.check(config(8), devices, None, device_memory=2**30)
+    lap("aot")
+
+    # Two processes ("hosts") of 4 devices each train config(8) as one mesh.
+    processes, workdir, out = start_multihost(root)
+    errors = [p.communicate(timeout=600)[1] for p in processes]
+    codes = [p.returncode for p in processes]
+    if any(codes):
+        raise RuntimeError(f"multi-host run failed {codes}: {errors[0][-2000:]}{errors[1][-2000:]}")
+    hosts = []
+    for i in range(2):
+        with open(f"{out}.{i}") as f:
+            hosts.append(json.load(f))
+    report["multihost"] = {
+        "processes": hosts,
+        "param_diff_vs_8": diff(runs.restore(workdir, devices=devices).params, params[8]),
+    }
+    lap("multihost")
 
     with open(out_path, "w") as f:
         json.dump(report, f, indent=1)

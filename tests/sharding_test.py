@@ -197,3 +197,76 @@ def test_run_resumed_on_another_mesh_matches(report):
     test = report["resume"]["test"]["both"]
     for key, value in report["runs"]["4"]["test"]["both"].items():
         assert test[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_two_processes_train_as_one_mesh_each_holding_its_slice(report):
+    hosts = report["multihost"]["processes"]
+    assert sorted(h["process_index"] for h in hosts) == [0, 1]
+    for host in hosts:
+        assert (host["process_count"], host["local_devices"], host["global_devices"]) == (2, 4, 8)
+        assert host["triples_rows_here"] * 2 == host["triples_rows_global"]  # only its half
+        assert host["test"] == hosts[0]["test"]
+        for key, value in report["runs"]["8"]["test"]["both"].items():
+            assert host["test"]["both"][key] == pytest.approx(value, abs=1e-6), key
+    assert report["multihost"]["param_diff_vs_8"] < TOLERANCE
+
+
+def test_aot_check_compiles_the_calls_for_the_target_mesh(report):
+    aot = report["aot"]
+    assert aot["mesh"] == {"data": 1, "model": 8} and aot["fits"]
+    assert aot["entity_rows"] == 136
+    assert 0 < aot["state_bytes_per_device"] <= aot["train_peak_bytes_per_device"]
+
+
+# --- launch scripts -----------------------------------------------------------------------
+
+
+def _launch(module: str, argv: list[str], capsys) -> list[str]:
+    sys.path.insert(0, os.path.join(REPO, "launch"))
+    try:
+        script = __import__(module)
+    finally:
+        sys.path.pop(0)
+    assert script.main(argv) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_tpu_launch_dry_run_prints_every_step(capsys):
+    lines = _launch(
+        "tpu_vm",
+        [
+            "all", "--dry_run", "--name=pod", "--zone=us-west4-a",
+            "--accelerator_type=v5litepod-16", "--config=configs/rotate.py:fb15k237",
+            "--workdir=/mnt/runs/fb", "--mount_bucket=my-bucket", "--config.optimizer.lr=1e-4",
+        ],
+        capsys,
+    )  # fmt: skip
+    check, create, archive, scp, install, run = lines
+    assert "launch/aot_check.py" in check and "--num_devices=16" in check
+    assert create.startswith(
+        "gcloud compute tpus tpu-vm create pod --zone=us-west4-a --accelerator-type=v5litepod-16"
+    )
+    assert archive.startswith("git -C") and "archive" in archive
+    assert scp.startswith("gcloud compute tpus tpu-vm scp") and "--worker=all" in scp
+    assert "--worker=all" in install and "jax[tpu]" in install and "gcsfuse" in install
+    assert run.startswith("gcloud compute tpus tpu-vm ssh pod --zone=us-west4-a --worker=all")
+    assert "KGJAX_DISTRIBUTED=1 .venv/bin/kgjax train" in run
+    assert "--workdir=/mnt/runs/fb" in run and "--config.optimizer.lr=1e-4" in run
+    tpu_vm = sys.modules["tpu_vm"]
+    assert [tpu_vm.num_devices(t) for t in ("v4-32", "v5p-16", "v5litepod-16", "v3-8")] == [
+        16, 8, 16, 8,
+    ]  # fmt: skip
+
+
+def test_gpu_launch_dry_run_one_machine_several_and_slurm(capsys):
+    (single,) = _launch("gpu", ["--dry_run", "--workdir=runs/x"], capsys)
+    assert single.startswith(".venv/bin/kgjax train") and "KGJAX_DISTRIBUTED" not in single
+    hosts = _launch("gpu", ["--dry_run", "--hosts=a,b", "--coordinator=a:1234"], capsys)
+    assert [line.split()[:2] for line in hosts] == [["ssh", "a"], ["ssh", "b"]]
+    for process_id, line in enumerate(hosts):
+        assert "KGJAX_DISTRIBUTED=1" in line and f"--config.mesh.process_id={process_id}" in line
+        assert "--config.mesh.coordinator_address=a:1234" in line
+        assert "--config.mesh.num_processes=2" in line
+    slurm = "\n".join(_launch("gpu", ["--dry_run", "--slurm", "--nodes=4"], capsys))
+    assert slurm.startswith("sbatch <<'EOF'") and "#SBATCH --nodes=4" in slurm
+    assert "export KGJAX_DISTRIBUTED=1" in slurm and "srun .venv/bin/kgjax train" in slurm

@@ -180,7 +180,7 @@ def _train(
     while step < config.num_steps:
         started = time.perf_counter()
         state, metrics = run_chunk(state, data, train_key)
-        metrics = jax.device_get(metrics)
+        metrics = jax.tree.map(layout.fetch, metrics)  # replicated: every host has them
         elapsed = time.perf_counter() - started
         train_seconds += elapsed
         if step > start_step:
