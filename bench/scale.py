@@ -18,23 +18,29 @@ Per row:
   table/dev     bytes of this device's shard of the entity table (measured: the live shard).
   state/dev     table + relation table + Adam moments on this device (live shards).
   data/dev      this device's slice of the triples plus the replicated filter index.
+  grad/dev      the tables' dense gradients on this device (one shard of each table).
+  W             the batch working set: the temporaries of the same step with a negligible
+                table (`--calibration_entities`) less that table's gradient.
   peak/dev      XLA's buffer assignment for the compiled train call on one device
                 (arguments + outputs - aliased + temporaries; `memory_analysis()`); on a GPU
                 also the allocator's `peak_bytes_in_use`.
-  work          peak - state - data: the step's working set (batch rows, gradients).
-  bar           peak / (state + data + work at the smallest table): the issue's bound
-                "(table + optimizer state)/N + batch working set", <= 1.2 to pass.
+  bar           peak / (state + data + W): the issue's bound "(table + optimizer state)/N +
+                batch working set" (<= 1.2 to pass), with the data on both sides;
+                "bar w/o data" leaves the data out of both.
   steps/s       after one warm-up call, `--calls` calls of `--steps_per_call` steps.
 
 Fake CPU devices share the host's cores, so their steps/s measure total work, not parallel
 speed; their memory figures are exact per-device buffer sizes. Writes
-bench/results/scale_<device>.json and prints a Markdown table for BENCHMARKS.md.
+bench/results/scale_<device>.json and prints a Markdown table for BENCHMARKS.md and the
+Freebase projection (pod size from the measured bytes per row, time from the fitted step
+time; `python bench/scale.py --reprint bench/results/scale_cpu_fake.json` prints them again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import platform
@@ -60,12 +66,13 @@ def _parse_args():
         "--model_axis", type=int, default=-1, help="devices splitting the tables (-1: all)"
     )
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--calibration_entities", type=int, default=65536)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     return parser.parse_args()
 
 
-ARGS = _parse_args() if __name__ == "__main__" else None
+ARGS = _parse_args() if __name__ == "__main__" and "--reprint" not in sys.argv else None
 if ARGS is not None and ARGS.fake_devices:
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "")
@@ -122,10 +129,11 @@ def per_device_bytes(tree) -> dict:
 
 def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
     """Trains a few steps on `devices` with the tables split over all of them."""
-    model_axis = min(args.model_axis, len(devices)) if args.model_axis > 0 else -1
-    layout = Layout.create(
-        num_entities, args.relations, (("data", -1), ("model", model_axis)), devices
-    )
+    if args.model_axis > 0:
+        axes = (("data", -1), ("model", min(args.model_axis, len(devices))))
+    else:
+        axes = (("data", 1), ("model", -1))
+    layout = Layout.create(num_entities, args.relations, axes, devices)
     model = models.get("rotate", num_entities, args.relations, dim=args.dim, gamma=24.0)
     sampler = UniformSampler(args.num_negatives)
     optimizer, schedule = make_optimizer(_optimizer_config(), 1_000_000)
@@ -180,6 +188,8 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
         "entity_rows": layout.entity_rows,
         "table_bytes_total": layout.entity_rows * model.entity_width * 4,
         "table_bytes_per_device": max(table.values()),
+        # The dense gradients of the tables (as large as their shards), part of the peak.
+        "gradient_bytes_per_device": max(per_device_bytes(state.params).values()),
         "state_bytes_per_device": max(state_bytes.values()),
         "data_bytes_per_device": max(data_bytes.values()),
         "xla_peak_bytes_per_device": int(peak),
@@ -204,17 +214,19 @@ def _optimizer_config():
 def table(rows: list[dict]) -> str:
     """The Markdown table for BENCHMARKS.md, with the bar computed against the smallest row."""
     lines = [
-        "| entities | triples | devices | table/dev MB | state/dev MB | data/dev MB | "
-        "peak/dev MB | work MB | bar | steps/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| entities | triples | devices | table/dev MB | state/dev MB | data/dev MB "
+        "| grad/dev MB | W MB | peak/dev MB | bar | bar w/o data | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['entities']:,} | {row['triples']:,} | {row['devices']} "
             f"| {row['table_bytes_per_device'] / MB:.1f} | {row['state_bytes_per_device'] / MB:.1f} "
             f"| {row['data_bytes_per_device'] / MB:.1f} "
-            f"| {row['xla_peak_bytes_per_device'] / MB:.1f} | {row['work_bytes'] / MB:.1f} "
-            f"| {row['bar']:.2f} | {row['steps_per_second']:.2f} |"
+            f"| {row['gradient_bytes_per_device'] / MB:.1f} "
+            f"| {row['working_set_bytes'] / MB:.1f} "
+            f"| {row['xla_peak_bytes_per_device'] / MB:.1f} | {row['bar']:.2f} "
+            f"| {row['bar_without_data']:.2f} | {row['steps_per_second']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -235,23 +247,25 @@ def main() -> None:
             row["graph_seconds"] = graph_seconds
             rows.append(row)
             print(json.dumps(row), flush=True)
-    # The working set: what the step adds beyond the state and the data. The bar compares
-    # each row's peak with its state and data plus the working set of the smallest table
-    # (with the same batch) on the same number of devices.
-    for row in rows:
-        row["work_bytes"] = (
-            row["xla_peak_bytes_per_device"]
-            - row["state_bytes_per_device"]
-            - row["data_bytes_per_device"]
-        )
-    for row in rows:
-        smallest = min(
-            (r for r in rows if r["devices"] == row["devices"]), key=lambda r: r["entities"]
-        )
-        bound = (
-            row["state_bytes_per_device"] + row["data_bytes_per_device"] + smallest["work_bytes"]
-        )
-        row["bar"] = row["xla_peak_bytes_per_device"] / bound
+    # The batch working set W: the temporaries of the same step with a negligible table
+    # (`--calibration_entities`), less that table's gradient. Each row's peak is then set
+    # against the issue's bound, (table + optimizer state)/N + W, with this device's data
+    # (its slice of the triples, the replicated filter index) added to both sides.
+    for count in {row["devices"] for row in rows}:
+        chosen = devices[:count]
+        calibration = measure(
+            args.calibration_entities, freebase_like(args.calibration_entities, args, 1),
+            chosen, args,
+        )  # fmt: skip
+        work = calibration["xla_temp_bytes_per_device"] - calibration["gradient_bytes_per_device"]
+        for row in rows:
+            if row["devices"] == count:
+                row["working_set_bytes"] = work
+                bound = row["state_bytes_per_device"] + row["data_bytes_per_device"] + work
+                row["bar"] = row["xla_peak_bytes_per_device"] / bound
+                row["bar_without_data"] = (
+                    row["xla_peak_bytes_per_device"] - row["data_bytes_per_device"]
+                ) / (row["state_bytes_per_device"] + work)
 
     device = devices[0]
     result = {
@@ -273,15 +287,85 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n{len(devices)} x {device.device_kind}, jax {jax.__version__}; wrote {path}\n")
     print(table(rows))
-    print(
-        f"\nprojection: entities per device that fit M bytes = (M - data - work) / "
-        f"({_bytes_per_row(args.dim)} bytes per row: table + Adam mu, nu + gradient)"
-    )
+    print("\n" + projection(result))
 
 
-def _bytes_per_row(dim: int) -> int:
-    return 4 * 2 * dim * 4  # float32 [re | im] rows: parameter, mu, nu, dense gradient
+# Freebase as DGL-KE and PyTorch-BigGraph train it.
+FREEBASE = {"entities": 86_054_151, "relations": 14_824, "triples": 338_586_276}
+# Memory of one device, GB (decimal), for the pod-size projection.
+DEVICE_MEMORY_GB = {"H100 (80 GB)": 80, "TPU v5e (16 GB)": 16, "TPU v4 (32 GB)": 32,
+                    "TPU v5p (95 GB)": 95}  # fmt: skip
+
+
+def projection(result: dict, dim: int = 200, steps: int = 500_000, headroom: float = 0.9) -> str:
+    """The Freebase projection from a run's measured rows, with its formula.
+
+    Memory per device, from the measured bytes per table row (the slope of peak/dev less
+    data/dev over entities, times the devices), the replicated filter index at Freebase's
+    size and the measured working set:
+      M(N) = rows_bytes(V) / N + index(n) + W
+    Pod size: the smallest N with M(N) <= headroom * device memory.
+    Time per step, fitted as t(N) = a + c * (V * De / N) over the rows of this run's device
+    count (c: seconds per table element per device: the dense optimizer update), then
+      time = steps * t(N).
+    """
+    rows = [r for r in result["rows"] if r["devices"] == result["num_devices"]]
+    rows.sort(key=lambda r: r["entities"])
+    if len(rows) < 2:
+        return "projection: needs two table sizes on the same devices"
+    n_dev = rows[0]["devices"]
+    width = 2 * result["args"]["dim"]
+    first, last = rows[0], rows[-1]
+    # The data (the filter index grows with the triples) is set apart: only the split part.
+    split = lambda r: r["xla_peak_bytes_per_device"] - r["data_bytes_per_device"]  # noqa: E731
+    row_bytes = (split(last) - split(first)) * n_dev / (last["entities"] - first["entities"])
+    per_element = row_bytes / width  # bytes per table element across the state
+    # The filter index is replicated: 4 int32 arrays of n plus 2 offset arrays of V + 1.
+    index = 16 * FREEBASE["triples"] + 8 * FREEBASE["entities"]
+    work = last["working_set_bytes"]
+    table_state = per_element * 2 * dim * FREEBASE["entities"]
+    seconds = np.array([1.0 / r["steps_per_second"] for r in rows])
+    elements = np.array([r["entities"] * width / n_dev for r in rows], np.float64)
+    slope, intercept = np.polyfit(elements, seconds, 1)
+    if intercept < 0:  # noisy timings: fall back to a fit through the origin
+        slope, intercept = float(elements @ seconds / (elements @ elements)), 0.0
+    lines = [
+        f"Projection for Freebase ({FREEBASE['entities']:,} entities, "
+        f"{FREEBASE['triples']:,} triples), RotatE dim {dim} (De = {2 * dim}), Adam:",
+        f"  measured: {row_bytes:,.0f} bytes per entity row of width {width} across devices "
+        f"= {per_element:.1f} bytes per table element (parameter, Adam mu and nu, dense "
+        f"gradient: 16 expected)",
+        f"  M(N) = {per_element:.1f} B * V * De / N + index 16 B * n + 8 B * V "
+        f"({index / 1e9:.2f} GB, replicated) + W ({work / 1e6:.0f} MB)",
+        f"       = {table_state / 1e9:,.1f} GB / N + {(index + work) / 1e9:.2f} GB",
+    ]
+    for name, gigabytes in DEVICE_MEMORY_GB.items():
+        room = headroom * gigabytes * 1e9 - index - work
+        need = math.ceil(table_state / room) if room > 0 else None
+        lines.append(f"  {name}: N >= {need} ({headroom:.0%} of memory usable)")
+    # The batch is split over the devices too; communication is not in the fit.
+    t_fb = lambda n: (intercept * n_dev + slope * FREEBASE["entities"] * 2 * dim) / n  # noqa: E731
+    h100 = math.ceil(table_state / (headroom * 80e9 - index - work))
+    lines += [
+        f"  t(N) = (a * {n_dev} + c * V * De) / N, a and c fitted as t = a + c * V * De / "
+        f"{n_dev} on this run's rows: a = {intercept * 1e3:.2f} ms, "
+        f"c = {slope * 1e9:.3f} ns per element ({result['device']}, {result['platform']}, "
+        f"{'fake devices sharing the host cores' if result['fake_devices'] else 'real devices'})",
+        f"  {steps:,} steps at these rates: N = {n_dev}: "
+        f"{steps * t_fb(n_dev) / 3600:,.1f} h; N = {h100} (the H100 pod size above): "
+        f"{steps * t_fb(h100) / 3600:,.1f} h (communication not included)",
+    ]
+    return "\n".join(lines)
+
+
+def _reprint(path: str) -> None:
+    result = json.loads(pathlib.Path(path).read_text())
+    print(table(result["rows"]))
+    print("\n" + projection(result))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--reprint":
+        _reprint(sys.argv[2])
+    else:
+        main()
