@@ -18,7 +18,9 @@ on `configs/mmrns.py:<model>_<dataset>` (the sampler overridden):
                steps/s, mean over seeds); every other sampler trains for the steps it runs in
                that budget at its own steps/s (rounded down to 100; within 2% counts as
                equal), with its schedule (the step decay at half) scaled to that length.
-A later call with --phases=equal_steps,equal_time skips the timing.
+A later call with --phases=equal_steps,equal_time skips the timing; --set=key=value (repeatable,
+e.g. --set=negatives.mmrns.epsilon0=1.0) overrides the config of every run, in workdirs of
+their own.
 Writes <out>.json (every run: config overrides, metrics, steps/s, device, versions) and
 <out>.md (means and standard deviations over seeds).
 """
@@ -26,6 +28,7 @@ Writes <out>.json (every run: config overrides, metrics, steps/s, device, versio
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import os
@@ -49,24 +52,48 @@ SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 
 
-def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: int):
+def step_quantum(num_steps: int) -> int:
+    """The granularity of step counts and cadences (a host call runs this many steps)."""
+    return 100 if num_steps >= 10_000 else 10
+
+
+def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: int, overrides=()):
     spec = importlib.util.spec_from_file_location("mmrns", os.path.join(REPO, "configs/mmrns.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config(f"{model}_{dataset}")
     config.negatives.sampler = sampler
     config.seed = seed
-    # Cadences that divide any step count that is a multiple of 100.
+    quantum = step_quantum(num_steps)
     config.num_steps = num_steps
     config.optimizer.decay_steps = num_steps // 2
-    config.steps_per_call = config.log_every_steps = 100
-    config.eval_every_steps = config.checkpoint_every_steps = max(num_steps // 1000, 1) * 100
+    config.steps_per_call = config.log_every_steps = quantum
+    config.eval_every_steps = config.checkpoint_every_steps = (
+        max(num_steps // (10 * quantum), 1) * quantum
+    )
+    for dotted, value in overrides:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
     return config
 
 
-def overhead(model_name: str, dataset: str, sampler_name: str, steps: int, repeats: int) -> dict:
+def parse_override(text: str) -> tuple[str, object]:
+    """ "negatives.mmrns.epsilon0=1.0" -> ("negatives.mmrns.epsilon0", 1.0)."""
+    key, _, value = text.partition("=")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def overhead(
+    model_name: str, dataset: str, sampler_name: str, steps: int, repeats: int, overrides
+) -> dict:
     """Milliseconds per training step (chunks of `steps` steps, best of `repeats`)."""
-    config = load_config(model_name, dataset, sampler_name, 0, 1000)
+    config = load_config(model_name, dataset, sampler_name, 0, 1000, overrides)
     data_set = runs.load_dataset(config.data)
     model = runs.build_model(config, data_set.num_entities, data_set.num_relations)
     sampler = negatives.from_config(config)
@@ -154,6 +181,7 @@ def main() -> None:
     parser.add_argument("--phases", default="overhead,equal_steps,equal_time")
     parser.add_argument("--workdir", default=None, help="default: runs/bench_mmrns_<dataset>")
     parser.add_argument("--out", default=None, help="default: bench/results/mmrns_<dataset>")
+    parser.add_argument("--set", action="append", default=[], help="config override, key=value")
     parser.add_argument("--smoke", action="store_true", help="UMLS, 400 steps, seeds 0,1,2")
     args = parser.parse_args()
     if args.smoke:
@@ -165,8 +193,12 @@ def main() -> None:
     workdir = args.workdir or os.path.join(REPO, "runs", f"bench_mmrns_{args.dataset}")
     out = args.out or os.path.join(REPO, "bench", "results", f"mmrns_{args.dataset}")
     num_steps = args.num_steps or load_config(models[0], args.dataset, "uniform", 0, 1).num_steps
-    if num_steps % 100:
-        raise config_lib.ConfigError("--num_steps: a multiple of 100")
+    quantum = step_quantum(num_steps)
+    if num_steps % quantum:
+        raise config_lib.ConfigError(f"--num_steps: a multiple of {quantum}")
+    overrides = [parse_override(text) for text in args.set]
+    # Runs with other overrides live in other workdirs.
+    tag = "".join(f"_{key.split('.')[-1]}{value}" for key, value in overrides)
 
     report = {
         "command": "python bench/mmrns.py " + " ".join(sys.argv[1:]),
@@ -176,6 +208,7 @@ def main() -> None:
         "python": platform.python_version(),
         "dataset": args.dataset,
         "num_steps": num_steps,
+        "overrides": dict(overrides),
         "overhead": [],
         "equal_steps": [],
         "equal_time": [],
@@ -184,7 +217,7 @@ def main() -> None:
         for model in models:
             for sampler in samplers:
                 report["overhead"].append(
-                    overhead(model, args.dataset, sampler, args.overhead_steps, 3)
+                    overhead(model, args.dataset, sampler, args.overhead_steps, 3, overrides)
                 )
                 print(report["overhead"][-1], flush=True)
 
@@ -193,8 +226,8 @@ def main() -> None:
             for sampler in samplers:
                 for seed in seeds:
                     steps = steps_of(model, sampler)
-                    config = load_config(model, args.dataset, sampler, seed, steps)
-                    name = f"{model}_{sampler}_seed{seed}_steps{steps}"
+                    config = load_config(model, args.dataset, sampler, seed, steps, overrides)
+                    name = f"{model}_{sampler}_seed{seed}_steps{steps}{tag}"
                     row = {"model": model, "sampler": sampler, "seed": seed}
                     row.update(summary(run(config, os.path.join(workdir, name))))
                     report[phase].append(row)
@@ -213,10 +246,11 @@ def main() -> None:
         }
 
         def steps_in_budget(model, sampler):
-            budget = num_steps / speed[(model, "uniform")]
-            steps = max(100, int(budget * speed[(model, sampler)]) // 100 * 100)
+            steps = num_steps * speed[(model, sampler)] / speed[(model, "uniform")]
             # Within 2% of the equal-steps run (timing noise): reuse that run.
-            return num_steps if steps >= 0.98 * num_steps else steps
+            if abs(steps - num_steps) <= 0.02 * num_steps:
+                return num_steps
+            return max(quantum, round(steps / quantum) * quantum)
 
         train_all("equal_time", steps_in_budget)
         for model in models:
