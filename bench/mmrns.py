@@ -8,6 +8,10 @@ Run:
       --workdir=runs/bench_mmrns_fb15k237 --out=bench/results/mmrns_fb15k237
   # 2 CPU cores: UMLS, a few hundred steps.
   KGJAX_DATA_DIR=../shared/data python bench/mmrns.py --smoke
+  # The text features as a file, for a machine without the MiniLM package (the GPU machine):
+  KGJAX_DATA_DIR=../shared/data python bench/mmrns.py --dataset=fb15k237 \
+      --export_text=data/mmrns_fb15k237_text.npz
+  # ... then there: --set=negatives.mmrns.text=data/mmrns_fb15k237_text.npz
 
 Three phases, for every model (RotatE, TransE) and sampler (uniform, self_adversarial, mmrns)
 on `configs/mmrns.py:<model>_<dataset>` (the sampler overridden):
@@ -38,6 +42,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 from kgjax import config as config_lib
 from kgjax import runs
@@ -49,6 +54,7 @@ from kgjax.train.steps import StepSettings, make_train_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
+MODELS_FOR_EXPORT = "rotate"  # the text features do not depend on the model
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 
 
@@ -123,6 +129,20 @@ def overhead(
     }
 
 
+def export_text(dataset: str, path: str) -> None:
+    """Writes the dataset's MMRNS text features as float16 {"features", "mask"} arrays.
+
+    The GPU machine has no copy of the MiniLM package (and 88 MB would not travel): encode
+    here, send the file, and point `negatives.mmrns.text` at it.
+    """
+    config = load_config(MODELS_FOR_EXPORT, dataset, "mmrns", 0, 100)
+    data_set = runs.load_dataset(config.data)
+    features = negatives.from_config(config).features(config, data_set)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez(path, features=features["text"].astype(np.float16), mask=features["text_mask"])
+    print(path, features["text"].shape, f"{features['text_mask'].sum(1).mean():.2f} sentences")
+
+
 def run(config, workdir: str) -> dict:
     """Trains (or resumes, or reads back) one run; returns its results.json."""
     results_file = os.path.join(workdir, runs.RESULTS_FILE)
@@ -183,7 +203,13 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default: bench/results/mmrns_<dataset>")
     parser.add_argument("--set", action="append", default=[], help="config override, key=value")
     parser.add_argument("--smoke", action="store_true", help="UMLS, 400 steps, seeds 0,1,2")
+    parser.add_argument(
+        "--export_text", default=None, help="only write the text features to this .npz, float16"
+    )
     args = parser.parse_args()
+    if args.export_text:
+        export_text(args.dataset, args.export_text)
+        return
     if args.smoke:
         args.dataset, args.num_steps = "umls", args.num_steps or 400
     models = args.models.split(",")

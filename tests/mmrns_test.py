@@ -260,6 +260,12 @@ def test_split_sentences():
         "It replicates inside cells!",
         "Does it?",
     ]
+    text = "J.J. Abrams is a director. He was born in N.Y. City. He is No. 1 at Mt. Fuji. Yes."
+    assert mmrns_sampler.split_sentences(text, 3) == [
+        "J.J. Abrams is a director.",
+        "He was born in N.Y. City.",
+        "He is No. 1 at Mt. Fuji.",
+    ]
     assert mmrns_sampler.split_sentences("", 4) == ["-"]
 
 

@@ -55,7 +55,15 @@ NO_FEATURES = "none"
 SYNTHETIC = "synthetic"  # random features, to test the code path only
 DESCRIPTIONS = "descriptions"  # text only: sentence vectors from the language module
 _COSINE_DELTA = 1e-8  # the paper's delta, so a zero vector has cosine 0, not NaN
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s+--\s+")
+# A sentence ends at . ! ? before a capital (or an opening quote or bracket and a capital), or
+# at StAR's " -- " between a name and its description; not after initials ("J.J. Abrams") or
+# a common abbreviation ("No. 1", "Mt. Fuji").
+_BOUNDARY = re.compile(r"[.!?]\s+(?=[\"'(\[]?[A-Z])|\s+--\s+")
+_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]\.?")
+_ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "dr", "prof", "st", "mt", "ft", "jr", "sr", "no", "nos", "vs", "etc",
+    "inc", "co", "corp", "ltd", "gen", "col", "lt", "sgt", "rev",
+})  # fmt: skip
 
 
 def exploration_epsilon(step: jax.Array, epsilon0: float) -> jax.Array:
@@ -350,12 +358,23 @@ def from_config(config) -> MMRNSSampler:
 
 
 def split_sentences(text: str, max_sentences: int) -> list[str]:
-    """The first `max_sentences` sentences of a description (at . ! ? or a StAR " -- ").
+    """The first `max_sentences` sentences of a description (see `_BOUNDARY`).
 
     The reference encodes each description sentence by sentence and keeps the first four.
     """
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-    return (sentences or [text.strip() or "-"])[:max_sentences]
+    sentences, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        if match.group().strip() != "--":
+            words = text[start : match.start()].split()
+            last = words[-1] if words else ""
+            if _INITIALS.fullmatch(last) or last.lower() in _ABBREVIATIONS:
+                continue
+        end = match.start() + (match.group().strip() != "--")
+        sentences.append(text[start:end].strip())
+        start = match.end()
+    sentences.append(text[start:].strip())
+    sentences = [s for s in sentences if s]
+    return (sentences or ["-"])[:max_sentences]
 
 
 def description_features(
