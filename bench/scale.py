@@ -18,7 +18,9 @@ Per row:
   table/dev     bytes of this device's shard of the entity table (measured: the live shard).
   state/dev     table + relation table + Adam moments on this device (live shards).
   data/dev      this device's slice of the triples plus the replicated filter index.
-  grad/dev      the tables' dense gradients on this device (one shard of each table).
+  grad/dev      the tables' dense gradients on this device (one shard of each table; none
+                for the entity table with --row_sparse, the default; --no-row_sparse
+                measures the dense update and writes scale_<device>_dense.json).
   W             the batch working set: the temporaries of the same step with a negligible
                 table (`--calibration_entities`) less that table's gradient.
   peak/dev      XLA's buffer assignment for the compiled train call on one device
@@ -66,6 +68,12 @@ def _parse_args():
         "--model_axis", type=int, default=-1, help="devices splitting the tables (-1: all)"
     )
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--row_sparse",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="config.optimizer.row_sparse: no table-sized gradient buffer",
+    )
     parser.add_argument("--calibration_entities", type=int, default=65536)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
@@ -151,7 +159,7 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
     setup_seconds = time.perf_counter() - started
 
     sharding = jax.tree.map(lambda x: x.sharding, state)
-    settings = StepSettings(args.batch_size, 1.0, True, "none", 0.0)
+    settings = StepSettings(args.batch_size, 1.0, True, "none", 0.0, args.row_sparse, "adam")
     chunk = make_train_chunk(
         model, sampler, optimizer, schedule, settings, args.steps_per_call, layout, sharding
     )
@@ -169,6 +177,10 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
 
     device = devices[0]
     table = per_device_bytes(state.params["entity"])
+    # Tables whose gradient is dense (all of them, or those row_sparse does not tap).
+    tapped = (layout.viewed(state.params) or ("entity",)) if args.row_sparse else ()
+    dense = [v for k, v in state.params.items() if k not in tapped]
+    gradient_bytes = max(per_device_bytes(dense).values()) if dense else 0
     state_bytes = per_device_bytes(state)
     data_bytes = per_device_bytes(data)
     state, metrics = compiled(state, data, key)  # warm-up
@@ -189,7 +201,7 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
         "table_bytes_total": layout.entity_rows * model.entity_width * 4,
         "table_bytes_per_device": max(table.values()),
         # The dense gradients of the tables (as large as their shards), part of the peak.
-        "gradient_bytes_per_device": max(per_device_bytes(state.params).values()),
+        "gradient_bytes_per_device": gradient_bytes,
         "state_bytes_per_device": max(state_bytes.values()),
         "data_bytes_per_device": max(data_bytes.values()),
         "xla_peak_bytes_per_device": int(peak),
@@ -283,6 +295,7 @@ def main() -> None:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "cpu_fake" if args.fake_devices else device.device_kind.replace(" ", "_").lower()
+    name += "" if args.row_sparse else "_dense"
     path = out / f"scale_{name}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n{len(devices)} x {device.device_kind}, jax {jax.__version__}; wrote {path}\n")

@@ -336,10 +336,8 @@ class Layout:
         table stays the array it is, so the single-device step is exactly the plain one.
         """
         out = dict(params)
-        if self.num_devices > 1:
-            for key in TABLES:
-                if key in out and (key == "entity" or self.size(key) > 1):
-                    out[key] = TableView(self, out[key], key, self.rows(key)[0])
+        for key in self.viewed(params):
+            out[key] = TableView(self, out[key], key, self.rows(key)[0])
         return out
 
     # Reading rows of a split table.
@@ -401,6 +399,84 @@ class Layout:
         # piled onto one row (which would serialise on a GPU's atomics).
         local = jnp.where(owned, local, shard.shape[0])
         return jnp.take(shard, local, axis=0, mode="fill", fill_value=0)
+
+    def viewed(self, params: dict) -> tuple[str, ...]:
+        """The tables the step reads through views (see `tables`)."""
+        if self.num_devices == 1:
+            return ()
+        return tuple(k for k in TABLES if k in params and (k == "entity" or self.size(k) > 1))
+
+    def taps(self, params: dict, sinks: dict | None = None) -> dict:
+        """The parameters with the viewed tables (the entity table always) as `RowTap`s.
+
+        Args:
+          sinks: {table: [zeros shaped like each read's rows]}, whose gradients become the
+            reads' row gradients; None to record the reads' shapes only.
+        """
+        out = dict(params)
+        for key in self.viewed(params) or ("entity",):
+            out[key] = RowTap(self, out[key], key, self.rows(key)[0], (sinks or {}).get(key))
+        return out
+
+    def update_rows(self, logical: str, arrays: tuple, ids, grads, rule, first=None) -> tuple:
+        """Adds to the rows that `ids` touch what `rule` makes of their summed gradients.
+
+        Every device gathers all the step's (id, gradient) pairs, sums the gradients of the
+        ids it owns (`jnp.unique` + `segment_sum`: a buffer of the reads' size, never of the
+        table's) and scatter-adds `rule`'s increments into its shards, in place.
+
+        Args:
+          logical: the tables' row axis ("entity" or "relation").
+          arrays: [T, D] arrays split along `logical` (a parameter and/or its optimizer
+            moments).
+          ids: int [M] rows read; grads: float [M, D] their gradients.
+          rule: (rows, g [U, D] summed gradients) -> tuple of increments [U, D], one per
+            array; `rows(i)` gathers the touched rows of `arrays[i]` (as `first` left them).
+          first: an elementwise pass over whole shards before the increments (e.g. Adam's
+            decay of its moments), in the same region.
+
+        Returns:
+          `arrays` with the increments added.
+        """
+        batch_axes = self.mesh_axes("batch")
+        count = ids.shape[0]
+        padded = self.padded(count, "batch")
+        rows_total = arrays[0].shape[0]
+        ids = jnp.pad(ids, (0, padded - count), constant_values=rows_total)  # owned by none
+        grads = jnp.pad(grads, ((0, padded - count), (0, 0)))
+        table_spec = P(self.mesh_axes(logical), None)
+
+        def body(arrays, local_ids, local_grads):
+            if first is not None:
+                arrays = first(*arrays)
+            all_ids = jax.lax.all_gather(local_ids, batch_axes, tiled=True)
+            all_grads = jax.lax.all_gather(local_grads, batch_axes, tiled=True)
+            shard_rows = arrays[0].shape[0]
+            local = all_ids - self.shard_offset(logical, shard_rows)
+            local = jnp.where((local >= 0) & (local < shard_rows), local, shard_rows)
+            unique, inverse = jnp.unique(
+                local, size=local.shape[0], fill_value=shard_rows, return_inverse=True
+            )
+            summed = jax.ops.segment_sum(all_grads, inverse.reshape(-1), local.shape[0])
+
+            def rows(i):
+                return jnp.take(arrays[i], unique, axis=0, mode="fill", fill_value=0)
+
+            return tuple(
+                a.at[unique].add(d.astype(a.dtype), mode="drop")
+                for a, d in zip(arrays, rule(rows, summed), strict=True)
+            )
+
+        specs = tuple(table_spec for _ in arrays)
+        # Every device of a replica group computes the same rows from the same gathered
+        # pairs, which the checker cannot see through the all-gather.
+        return shard_map(
+            body,
+            mesh=self.mesh,
+            in_specs=(specs, P(batch_axes), P(batch_axes, None)),
+            out_specs=specs,
+            check=False,
+        )(tuple(arrays), ids, grads)
 
     def gather_in_group(self, shard: jax.Array, ids: jax.Array, logical: str) -> jax.Array:
         """Inside shard_map: rows of a split table for ids shared by the devices of a group.
@@ -589,4 +665,31 @@ class TableView:
             self._link, jnp.asarray(ids), self.logical, first=self._reads == 0
         )
         self._reads += 1
+        return rows
+
+
+class RowTap(TableView):
+    """A table read row by row whose gradient stays per row: `tap[ids]` = rows + a sink.
+
+    For row-sparse updates (`config.optimizer.row_sparse`): the table itself gets no
+    gradient (no table-sized buffer); each read adds a zero "sink" of the rows' shape whose
+    gradient is the rows' gradient, and records its ids (`ids`) for `Layout.update_rows`.
+    """
+
+    def __init__(self, layout: Layout, table, logical: str, num_rows: int, sinks=None):
+        super().__init__(layout, table, logical, num_rows)
+        self.ids: list[jax.Array] = []
+        self._sinks = sinks
+
+    def __getitem__(self, ids) -> jax.Array:
+        if isinstance(ids, tuple | slice) or not jnp.issubdtype(jnp.result_type(ids), jnp.integer):
+            raise TypeError(
+                f"a {self.logical} table is read with an integer array of row ids "
+                f"(table[ids]); got {ids!r}"
+            )
+        ids = jnp.asarray(ids)
+        rows = self.layout.take(jax.lax.stop_gradient(self.table), ids, self.logical)
+        if self._sinks is not None:
+            rows = rows + self._sinks[len(self.ids)]
+        self.ids.append(ids)
         return rows

@@ -185,6 +185,17 @@ def main(out_path: str, root: str) -> None:
     }
     lap("restore_resume")
 
+    # Row-sparse updates (no table-sized gradient) reach the dense update's parameters.
+    sparse = config(8)
+    sparse.optimizer.row_sparse = True
+    workdir = os.path.join(root, "row_sparse")
+    results = train(sparse, workdir, progress=False, devices=devices)
+    report["row_sparse"] = {
+        "param_diff_vs_1": diff(runs.restore(workdir, devices=devices).params, params[1]),
+        "test": results["test"],
+    }
+    lap("row_sparse")
+
     # The ahead-of-time check compiles the same calls from abstract inputs.
     report["aot"] = aot_check.check(config(8), devices, None, device_memory=2**30)
     lap("aot")

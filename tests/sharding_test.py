@@ -199,6 +199,12 @@ def test_run_resumed_on_another_mesh_matches(report):
         assert test[key] == pytest.approx(value, abs=1e-6), key
 
 
+def test_row_sparse_updates_match_the_dense_update(report):
+    assert report["row_sparse"]["param_diff_vs_1"] < TOLERANCE
+    for key, value in report["runs"]["1"]["test"]["both"].items():
+        assert report["row_sparse"]["test"]["both"][key] == pytest.approx(value, abs=1e-6), key
+
+
 def test_two_processes_train_as_one_mesh_each_holding_its_slice(report):
     hosts = report["multihost"]["processes"]
     assert sorted(h["process_index"] for h in hosts) == [0, 1]
