@@ -1,17 +1,19 @@
 """MMRNS against uniform and self-adversarial negatives: equal steps, equal wall time, cost.
 
 Run:
-  # The GPU machine: FB15k-237 (texts in $KGJAX_DATA_DIR/fb15k-237/star), 3 seeds. Finished
-  # runs are skipped and unfinished ones resume from their checkpoints, so the same command
-  # can be repeated across 10-minute device calls until it prints the tables.
-  KGJAX_DATA_DIR=data python bench/mmrns.py --dataset=fb15k237 --seeds=0,1,2 \
-      --workdir=runs/bench_mmrns_fb15k237 --out=bench/results/mmrns_fb15k237
   # 2 CPU cores: UMLS, a few hundred steps.
   KGJAX_DATA_DIR=../shared/data python bench/mmrns.py --smoke
-  # The text features as a file, for a machine without the MiniLM package (the GPU machine):
+  # FB15k-237 on the GPU machine, which has no MiniLM package (and 88 MB would not travel):
+  # first, here, the text features as a float16 file beside a copy of the triples ...
   KGJAX_DATA_DIR=../shared/data python bench/mmrns.py --dataset=fb15k237 \
-      --export_text=data/mmrns_fb15k237_text.npz
-  # ... then there: --set=negatives.mmrns.text=data/mmrns_fb15k237_text.npz
+      --export_text=data/mmrns/mmrns_fb15k237_text.npz
+  mkdir -p data/mmrns/fb15k-237 && cp ../shared/data/fb15k-237/{train,valid,test}.txt data/mmrns/fb15k-237/
+  # ... then there (carry data/mmrns and .whl, see CONTRIBUTING.md). Finished runs are read
+  # back and unfinished ones resume from their checkpoints, so the same command can be
+  # repeated across 10-minute device calls while the machine stays warm.
+  KGJAX_DATA_DIR=data/mmrns python bench/mmrns.py --dataset=fb15k237 --seeds=0,1,2 \
+      --set=negatives.mmrns.text=data/mmrns/mmrns_fb15k237_text.npz \
+      --workdir=/tmp/bench_mmrns --out=$OUT/mmrns_fb15k237
 
 Three phases, for every model (RotatE, TransE) and sampler (uniform, self_adversarial, mmrns)
 on `configs/mmrns.py:<model>_<dataset>` (the sampler overridden):
@@ -20,8 +22,8 @@ on `configs/mmrns.py:<model>_<dataset>` (the sampler overridden):
   equal steps  every sampler and seed trains `--num_steps` steps; filtered test metrics.
   equal time   the budget is uniform's training time at `--num_steps` (from its steady
                steps/s, mean over seeds); every other sampler trains for the steps it runs in
-               that budget at its own steps/s (rounded down to 100; within 2% counts as
-               equal), with its schedule (the step decay at half) scaled to that length.
+               that budget at its own steps/s (rounded to 10 or 100 steps; within 2% counts
+               as equal), with its schedule (the step decay at half) scaled to that length.
 A later call with --phases=equal_steps,equal_time skips the timing; --set=key=value (repeatable,
 e.g. --set=negatives.mmrns.epsilon0=1.0) overrides the config of every run, in workdirs of
 their own.
@@ -37,6 +39,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -224,7 +227,7 @@ def main() -> None:
         raise config_lib.ConfigError(f"--num_steps: a multiple of {quantum}")
     overrides = [parse_override(text) for text in args.set]
     # Runs with other overrides live in other workdirs.
-    tag = "".join(f"_{key.split('.')[-1]}{value}" for key, value in overrides)
+    tag = re.sub(r"[^\w.-]", "-", "".join(f"_{k.split('.')[-1]}{v}" for k, v in overrides))
 
     report = {
         "command": "python bench/mmrns.py " + " ".join(sys.argv[1:]),
