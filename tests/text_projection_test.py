@@ -147,3 +147,15 @@ def test_ridge_errors():
         tp.fit_text_map(np.ones((3, 2)), np.ones((4, 2)))
     with pytest.raises(ValueError, match="positive"):
         tp.fit_text_map(np.eye(3), np.eye(3), l2=0.0)
+
+
+def test_ridge_match_spread_restores_the_embeddings_spread():
+    rng = np.random.default_rng(2)
+    x = _text(300, 10)
+    y = _standardise(x) @ rng.normal(size=(10, 4)) * 0.2 + rng.normal(size=(300, 4))
+    shrunk = tp.fit_text_map(x, y)
+    matched = tp.fit_text_map(x, y, match_spread=True)
+    deviation = lambda rows: np.sqrt(np.mean((rows - y.mean(0)) ** 2))
+    assert deviation(shrunk(x)) < 0.5 * deviation(y)  # ridge crowds predictions at the mean
+    np.testing.assert_allclose(deviation(matched(x)), deviation(y), rtol=1e-4)
+    assert matched.spread > 1 and shrunk.spread == 1.0 and matched.l2 == shrunk.l2

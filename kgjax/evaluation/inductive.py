@@ -66,7 +66,9 @@ def fit_unseen(
     the map is fitted to what training changed, trained - prior, and an unseen row is
     prior + map(text): ridge regression shrunk towards the initial projection instead of
     towards the mean embedding, so a heavy penalty falls back on the text init rather than
-    on one average entity.
+    on one average entity. Without one (a plain model), the map's predictions are scaled to
+    the trained rows' spread around their mean (`fit_text_map(match_spread=True)`): mapped
+    entities bunched at the centre would be near every query and outrank true answers.
 
     Args:
       params: trained parameters, entity table [V, De].
@@ -81,7 +83,7 @@ def fit_unseen(
     table = np.asarray(params["entity"], np.float64)
     if prior is not None:
         table = table - prior
-    text_map = fit_text_map(text[seen], table[seen], l2)
+    text_map = fit_text_map(text[seen], table[seen], l2, match_spread=prior is None)
     unseen = np.flatnonzero(~seen)
     if len(unseen) == 0:
         return params, text_map
@@ -141,6 +143,7 @@ def evaluate(
             "r2": text_map.r2,
             "num_fitted": text_map.num_fitted,
             "prior": "initial table" if prior is not None else "mean",
+            "spread": text_map.spread,
         },
     }
     if not unseen_triples.any():

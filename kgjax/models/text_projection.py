@@ -158,6 +158,8 @@ class TextMap:
       r2: generalised cross-validation estimate of the fraction of embedding variance the map
         explains on entities it was not fitted on (1 - GCV / total variance).
       num_fitted: n, the entities it was fitted on.
+      spread: the factor `weights` were scaled by to match the embeddings' spread (1.0 when
+        `fit_text_map` was not asked to).
     """
 
     standardise: Standardiser
@@ -166,6 +168,7 @@ class TextMap:
     l2: float
     r2: float
     num_fitted: int
+    spread: float = 1.0
 
     def __call__(self, text: np.ndarray) -> np.ndarray:
         """float [m, Dt] -> float32 [m, De]."""
@@ -177,6 +180,7 @@ def fit_text_map(
     embeddings: np.ndarray,
     l2: float | None = None,
     grid: np.ndarray | None = None,
+    match_spread: bool = False,
 ) -> TextMap:
     """Ridge regression from text vectors to embeddings, penalty by generalised CV.
 
@@ -190,6 +194,11 @@ def fit_text_map(
       l2: a fixed penalty (> 0); None chooses it by GCV over `grid`.
       grid: candidate penalties in units of the mean squared singular value of the
         standardised texts; default 10^-3 .. 10^4 (29 points).
+      match_spread: scale the map so that its predictions for the fitted entities deviate
+        from the mean embedding as much as their embeddings do (same root mean square).
+        Ridge shrinks towards the mean; when the text explains little, every prediction lands
+        near the centre of the embedding cloud, where a distance model finds it close to any
+        query, so mapped entities outrank true answers everywhere (hubness).
 
     Returns:
       The fitted `TextMap`.
@@ -226,4 +235,8 @@ def fit_text_map(
         l2 = float(min(candidates, key=gcv))
     weights = vt.T @ ((s / (s**2 + l2))[:, None] * uty)
     r2 = 1.0 - gcv(l2) / (total / n) if total > 0 else 0.0
-    return TextMap(standardise, weights, bias, float(l2), float(r2), n)
+    spread = 1.0
+    if match_spread:
+        fitted = float(np.sum((s**2 / (s**2 + l2)) ** 2 * row_energy))  # |X W|^2 on the fit
+        spread = float(np.sqrt(total / fitted)) if fitted > 0 else 1.0
+    return TextMap(standardise, weights * spread, bias, float(l2), float(r2), n, spread)
