@@ -38,8 +38,13 @@ STEPS = ("check", "create", "install", "run", "delete")
 ARCHIVE = "/tmp/kgjax.tar.gz"
 
 
-def num_devices(accelerator_type: str) -> int:
-    """JAX devices of a slice: chips for v4/v5p (megacore) and v5e/v6e, cores for v2/v3.
+# High-bandwidth memory of one JAX device (GB): a chip for v4 and later, a core for v2/v3
+# (cloud.google.com/tpu/docs/system-architecture-tpu-vm).
+DEVICE_MEMORY_GB = {"v2": 8, "v3": 16, "v4": 32, "v5litepod": 16, "v5e": 16, "v5p": 95, "v6e": 32}
+
+
+def _generation_and_count(accelerator_type: str) -> tuple[str, int]:
+    """ "v5litepod-16" -> ("v5litepod", 16).
 
     Raises:
       ValueError: an accelerator type not of the form <generation>-<count>.
@@ -47,10 +52,30 @@ def num_devices(accelerator_type: str) -> int:
     match = re.fullmatch(r"(v\d+[a-z]*|v5litepod|v6e)-(\d+)", accelerator_type)
     if not match:
         raise ValueError(f"unknown accelerator type {accelerator_type!r} (e.g. v5litepod-16)")
-    generation, count = match.group(1), int(match.group(2))
+    return match.group(1), int(match.group(2))
+
+
+def num_devices(accelerator_type: str) -> int:
+    """JAX devices of a slice: chips for v4/v5p (megacore) and v5e/v6e, cores for v2/v3."""
+    generation, count = _generation_and_count(accelerator_type)
     if generation in ("v4", "v5p"):
         return count // 2  # the suffix counts TensorCores; JAX sees one device per chip
     return count
+
+
+def device_memory_gb(accelerator_type: str) -> float:
+    """HBM of one JAX device of the slice, in GB.
+
+    Raises:
+      ValueError: an unknown accelerator type or generation (then pass --device_memory_gb).
+    """
+    generation, _ = _generation_and_count(accelerator_type)
+    if generation not in DEVICE_MEMORY_GB:
+        raise ValueError(
+            f"no memory size known for TPU {generation!r}; pass --device_memory_gb "
+            f"(known: {', '.join(DEVICE_MEMORY_GB)})"
+        )
+    return float(DEVICE_MEMORY_GB[generation])
 
 
 def _gcloud(args, *words: str) -> list[str]:
@@ -74,7 +99,8 @@ def commands(step: str, args) -> list[list[str]]:
                 f"--config={args.config}",
                 f"--num_devices={args.num_devices or num_devices(args.accelerator_type)}",
                 f"--mesh={args.mesh}",
-                f"--device_memory_gb={args.device_memory_gb}",
+                f"--device_memory_gb="
+                f"{args.device_memory_gb or device_memory_gb(args.accelerator_type)}",
                 *(
                     f"--{size}={getattr(args, size)}"
                     for size in ("num_entities", "num_relations", "num_triples")
@@ -138,7 +164,9 @@ def parse_args(argv=None):
     parser.add_argument("--mount_bucket", default="", help="gs bucket mounted on every worker")
     parser.add_argument("--mount_point", default="/mnt/kgjax_runs")
     parser.add_argument("--num_devices", type=int, default=0, help="0: from the type")
-    parser.add_argument("--device_memory_gb", type=float, default=32.0)
+    parser.add_argument(
+        "--device_memory_gb", type=float, default=0.0, help="check: 0 = the type's HBM per device"
+    )
     for size in ("num_entities", "num_relations", "num_triples"):
         parser.add_argument(f"--{size}", type=int, default=0, help="check: 0 = the dataset's")
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")

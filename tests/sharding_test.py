@@ -249,6 +249,7 @@ def test_tpu_launch_dry_run_prints_every_step(capsys):
     )  # fmt: skip
     check, create, archive, scp, install, run = lines
     assert "launch/aot_check.py" in check and "--num_devices=16" in check
+    assert "--device_memory_gb=16.0" in check  # a v5e chip's HBM
     assert create.startswith(
         "gcloud compute tpus tpu-vm create pod --zone=us-west4-a --accelerator-type=v5litepod-16"
     )
@@ -262,6 +263,9 @@ def test_tpu_launch_dry_run_prints_every_step(capsys):
     assert [tpu_vm.num_devices(t) for t in ("v4-32", "v5p-16", "v5litepod-16", "v3-8")] == [
         16, 8, 16, 8,
     ]  # fmt: skip
+    assert [tpu_vm.device_memory_gb(t) for t in ("v4-32", "v5p-16", "v6e-8")] == [32, 95, 32]
+    with pytest.raises(ValueError, match="--device_memory_gb"):
+        tpu_vm.device_memory_gb("v9-8")
 
 
 def test_gpu_launch_dry_run_one_machine_several_and_slurm(capsys):
