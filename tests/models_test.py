@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kgjax import models
+from kgjax.models import base
 
 V, R, D = 23, 5, 8
 
@@ -111,3 +112,43 @@ def test_get_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         models.get("rotate", 3, 2, dimension=4)
     assert isinstance(models.get("RotatE", 3, 2), models.RotatE)
+
+
+@pytest.mark.parametrize(
+    "distance, plain",
+    [
+        (base.l1_distance, lambda q, c: jnp.sum(_abs_with_zero_subgradient(q - c), -1)),
+        (base.complex_distance, lambda q, c: jnp.sum(jnp.abs(_complex(q) - _complex(c)), -1)),
+    ],
+    ids=["l1", "complex"],
+)
+def test_distance_backward_matches_autodiff_with_broadcasting_and_zeros(distance, plain):
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(4, 1, 6)).astype(np.float32)  # broadcast over 5 candidates
+    candidate = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    candidate[0, 1] = query[0, 0]  # a zero difference: subgradient 0, not NaN
+    cotangent = rng.normal(size=(4, 5)).astype(np.float32)
+
+    def pullback(fn):
+        value, vjp = jax.vjp(fn, jnp.asarray(query), jnp.asarray(candidate))
+        return value, *vjp(jnp.asarray(cotangent))
+
+    value, d_query, d_candidate = jax.jit(lambda: pullback(distance))()
+    expected = pullback(plain)
+    np.testing.assert_allclose(value, expected[0], rtol=1e-6)
+    assert d_query.shape == query.shape and d_candidate.shape == candidate.shape
+    assert np.all(np.asarray(d_candidate[0, 1]) == 0)
+    # jnp.abs of a complex 0 has gradient 0 too, so the plain form is the reference there.
+    np.testing.assert_allclose(d_query, expected[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_candidate, expected[2], rtol=1e-5, atol=1e-6)
+
+
+def _abs_with_zero_subgradient(x):
+    # torch.norm(p=1), the reference's TransE distance, has gradient sign(x): 0 at 0, where
+    # jnp.abs has 1.
+    return jnp.where(x == 0, 0.0, jnp.abs(x))
+
+
+def _complex(x):
+    re, im = jnp.split(x, 2, -1)
+    return re + 1j * im

@@ -161,3 +161,71 @@ def modulus(re: jax.Array, im: jax.Array) -> jax.Array:
     squared = re * re + im * im
     positive = squared > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+def unbroadcast(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Sums `x` over the axes that broadcasting added or stretched: the gradient of an input
+    of `shape` that was broadcast to `x.shape`."""
+    extra = x.ndim - len(shape)
+    if extra:
+        x = jnp.sum(x, axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+    return jnp.sum(x, axis=stretched, keepdims=True) if stretched else x
+
+
+def _l1_distance(query: jax.Array, candidate: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.abs(query - candidate), axis=-1)
+
+
+def _complex_distance(query: jax.Array, candidate: jax.Array) -> jax.Array:
+    re_q, im_q = split_complex(query)
+    re_c, im_c = split_complex(candidate)
+    return jnp.sum(modulus(re_q - re_c, im_q - im_c), axis=-1)
+
+
+def _l1_unit(query, candidate):
+    return jnp.sign(query - candidate)
+
+
+def _complex_unit(query, candidate):
+    re_q, im_q = split_complex(query)
+    re_c, im_c = split_complex(candidate)
+    re, im = re_q - re_c, im_q - im_c
+    size = modulus(re, im)
+    inverse = jnp.where(size > 0, 1.0 / jnp.where(size > 0, size, 1.0), 0.0)
+    return jnp.concatenate([re * inverse, im * inverse], axis=-1)
+
+
+def _recomputing_vjp(distance, unit_difference):
+    """`distance` with a backward pass that recomputes what it needs from the two inputs.
+
+    Autodiff of sum_d f(q_d - c_d) keeps several [..., D] intermediates of the forward
+    (differences, moduli, masks) for the backward; at the negatives' [B, K, D] shapes those
+    residuals, not the arithmetic, are what a training step pays for. This backward keeps
+    only the inputs and forms g * f'(q - c) in one pass: the gradient autodiff gives, with the
+    same subgradient 0 where a difference is 0.
+
+    Args:
+      distance: (query [..., De], candidate [..., De], broadcastable) -> [...].
+      unit_difference: (query, candidate) -> d distance / d query, [..., De].
+    """
+    fn = jax.custom_vjp(distance)
+
+    def forward(query, candidate):
+        return distance(query, candidate), (query, candidate)
+
+    def backward(residuals, g):
+        query, candidate = residuals
+        d_query = g[..., None].astype(query.dtype) * unit_difference(query, candidate)
+        return (
+            unbroadcast(d_query, query.shape),
+            unbroadcast(-d_query, candidate.shape).astype(candidate.dtype),
+        )
+
+    fn.defvjp(forward, backward)
+    return fn
+
+
+# TransE's sum_d |q_d - c_d| and RotatE's sum over complex coordinates of |q_d - c_d|.
+l1_distance = _recomputing_vjp(_l1_distance, _l1_unit)
+complex_distance = _recomputing_vjp(_complex_distance, _complex_unit)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kgjax.models.base import KGEModel, Params, modulus, split_complex
+from kgjax.models.base import KGEModel, Params, complex_distance, l1_distance, split_complex
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +30,7 @@ class TransE(KGEModel):
         return tail - relation
 
     def match(self, query, candidate):
-        return self.gamma - jnp.sum(jnp.abs(query - candidate), axis=-1)
+        return self.gamma - l1_distance(query, candidate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +62,7 @@ class RotatE(KGEModel):
         return jnp.concatenate([re_r * re_t + im_r * im_t, re_r * im_t - im_r * re_t], axis=-1)
 
     def match(self, query, candidate):
-        re_q, im_q = split_complex(query)
-        re_c, im_c = split_complex(candidate)
-        return self.gamma - jnp.sum(modulus(re_q - re_c, im_q - im_c), axis=-1)
+        return self.gamma - complex_distance(query, candidate)
 
     def embeddings(self, params: Params) -> dict[str, np.ndarray]:
         """Entities as complex numbers, relations as phases in radians."""
