@@ -107,6 +107,10 @@ def kge_config(
     c.negatives.adversarial_temperature = adversarial_temperature
     c.negatives.filtered = True  # reject known training triples, as the reference does
     c.negatives.oversample = 2.0  # candidates drawn per kept negative when filtering
+    # > 1: each chunk of this many positives shares its K negatives (DGL-KE's neg_chunk_size):
+    # B / chunk * K rows read per step instead of B * K; known triples among them are left out
+    # of the loss instead of redrawn. 0: every positive its own negatives (the reference).
+    c.negatives.shared_chunk_size = 0
     # MMRNS (Xu et al., ACM MM 2022; kgjax.train.mmrns_sampler); defaults: the reference's.
     c.negatives.mmrns = ml_collections.ConfigDict()
     c.negatives.mmrns.pool_size = 1500  # entities drawn per step to sample negatives from
@@ -190,6 +194,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
         check(_get(config, key) >= 1, key, "must be a positive integer")
     check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
     check(config.negatives.oversample >= 1, "negatives.oversample", "must be >= 1")
+    shared = config.negatives.shared_chunk_size
+    check(shared >= 0, "negatives.shared_chunk_size", "0 (no sharing) or positives per chunk")
+    if shared > 1:
+        check(
+            config.batch_size % shared == 0,
+            "negatives.shared_chunk_size",
+            f"must divide batch_size {config.batch_size}",
+        )
+        check(
+            config.negatives.sampler != "mmrns",
+            "negatives.shared_chunk_size",
+            "0 with the mmrns sampler (it draws its own pool)",
+        )
     check(
         config.evaluation.during_training_split in ("valid", "test"),
         "evaluation.during_training_split",

@@ -75,3 +75,54 @@ def test_filtered_negatives_report_when_too_few_survive():
 def test_uniform_negatives_cover_the_range():
     negatives = np.asarray(sampling.uniform_negatives(jax.random.key(0), 50, 40, V))
     assert negatives.min() == 0 and negatives.max() == V - 1
+
+
+def test_shared_negatives_mark_exactly_the_known_pairs_in_both_modes():
+    triples = random_graph(3)
+    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
+    known = set(map(tuple, triples))
+    positives = jnp.asarray(triples[:48])
+    draw = jax.jit(sampling.shared_negatives, static_argnums=(3, 4, 5))
+    for mode in (sampling.HEAD_BATCH, sampling.TAIL_BATCH):
+        negatives, is_known = draw(
+            jax.random.key(mode), positives, mode, 10, V, 16, index.tails, index.heads
+        )
+        negatives, is_known = np.asarray(negatives), np.asarray(is_known)
+        assert negatives.shape == (3, 10) and is_known.shape == (48, 10)
+        for b, (h, r, t) in enumerate(triples[:48]):
+            for k, e in enumerate(negatives[b // 16]):
+                triple = (e, r, t) if mode == sampling.HEAD_BATCH else (h, r, e)
+                assert is_known[b, k] == (triple in known)
+        assert is_known.any()  # 25 entities: shared draws do hit known triples
+
+
+def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
+    from kgjax import models
+    from kgjax.train.negatives import SampleContext, UniformSampler
+    from kgjax.train.state import TrainData
+
+    triples = random_graph(4)
+    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
+    data = TrainData(jnp.asarray(triples), jnp.ones(len(triples)), index, {})
+    positives = jnp.asarray(triples[:32])
+    for name in ("rotate", "distmult"):
+        model = models.get(name, V, R, dim=6, gamma=4.0)
+        params = model.init(jax.random.key(0))
+        query = model.tail_query(
+            params["entity"][positives[:, 0]], params["relation"][positives[:, 1]]
+        )
+        context = SampleContext(jax.random.key(5), 0, sampling.TAIL_BATCH, positives, query, data)
+        sampler = UniformSampler(7, filtered=True, shared_chunk_size=8)
+        scores, _, metrics = jax.jit(sampler, static_argnums=2)({}, params, model, context)
+        ids, is_known = sampling.shared_negatives(
+            context.key, positives, sampling.TAIL_BATCH, 7, V, 8, index.tails, index.heads
+        )
+        per_positive = model.match(query[:, None, :], params["entity"][jnp.repeat(ids, 8, 0)])
+        np.testing.assert_allclose(
+            np.asarray(scores)[~np.asarray(is_known)],
+            np.asarray(per_positive)[~np.asarray(is_known)],
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        assert np.all(np.asarray(scores)[np.asarray(is_known)] < -1e29)
+        assert float(metrics["negatives_false_rate"]) == float(np.mean(is_known))

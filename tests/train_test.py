@@ -173,7 +173,9 @@ def test_config_errors(tmp_path):
         train(test_config(model__name="rotatee"), str(tmp_path / "x"), progress=False)
     with pytest.raises(ConfigError, match="config.batch_size: 100000 exceeds"):
         train(test_config(batch_size=100000), str(tmp_path / "y"), progress=False)
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    with pytest.raises(ConfigError, match="config.negatives.shared_chunk_size: must divide"):
+        train(test_config(negatives__shared_chunk_size=48), str(tmp_path / "z"), progress=False)
+    assert not any((tmp_path / name).exists() for name in "xyz")
     workdir = str(tmp_path / "run")
     train(
         test_config(

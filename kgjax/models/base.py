@@ -108,7 +108,9 @@ class KGEModel(abc.ABC):
         The default blocks the candidates so a distance model never holds [B, V, De].
         """
         num = candidates.shape[0]
-        chunk = min(self.entity_chunk_size, num)
+        if num <= self.entity_chunk_size:
+            return self.match(query[:, None, :], candidates[None])
+        chunk = self.entity_chunk_size
         pad = (-num) % chunk
         blocks = jnp.pad(candidates, ((0, pad), (0, 0))).reshape(-1, chunk, candidates.shape[1])
         scores = jax.lax.map(lambda block: self.match(query[:, None, :], block[None]), blocks)

@@ -66,3 +66,49 @@ def filtered_uniform_negatives(
     negatives = jnp.take_along_axis(candidates, keep, axis=1)
     false_rate = jnp.mean(jnp.take_along_axis(is_true, keep, axis=1).astype(jnp.float32))
     return negatives, false_rate
+
+
+def shared_negatives(
+    key: jax.Array,
+    positives: jax.Array,
+    mode: jax.Array,
+    num_negatives: int,
+    num_entities: int,
+    chunk_size: int,
+    tails: CSRSide | None = None,
+    heads: CSRSide | None = None,
+):
+    """K uniform negatives per chunk of `chunk_size` positives (DGL-KE's chunked sampling).
+
+    Every positive of a chunk is corrupted with the same K entities, so a step reads
+    B / chunk_size * K rows instead of B * K. A shared negative can be a known true triple
+    for some positives of its chunk and not for others, so instead of redrawing, those
+    (positive, negative) pairs are reported in `known` for the loss to leave out.
+
+    Args:
+      key: PRNG key.
+      positives: int [B, 3] (head, relation, tail); B a multiple of `chunk_size`.
+      mode: scalar int, HEAD_BATCH or TAIL_BATCH.
+      num_negatives: K.
+      num_entities: V.
+      chunk_size: positives per chunk.
+      tails, heads: the training triple index; None: nothing is known (`known` all False).
+
+    Returns:
+      (negatives int32 [B / chunk_size, K], known bool [B, K]: negative k of positive b
+      makes a known training triple).
+    """
+    batch_size = positives.shape[0]
+    if batch_size % chunk_size:
+        raise ValueError(f"batch size {batch_size} is not a multiple of chunk size {chunk_size}")
+    negatives = uniform_negatives(key, batch_size // chunk_size, num_negatives, num_entities)
+    if tails is None or heads is None:
+        return negatives, jnp.zeros((batch_size, num_negatives), bool)
+    per_positive = jnp.repeat(negatives, chunk_size, axis=0)
+    h, r, t = (positives[:, i : i + 1] for i in range(3))
+    known = jax.lax.cond(
+        mode == HEAD_BATCH,
+        lambda: heads.contains(t, r, per_positive),
+        lambda: tails.contains(h, r, per_positive),
+    )
+    return negatives, known

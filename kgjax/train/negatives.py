@@ -51,13 +51,26 @@ class SampleContext:
     data: object
 
 
+# The score given to a negative the loss must leave out: log sigmoid(-s) is 0 and its
+# self-adversarial weight exp(s) is 0, without the NaN an infinity would bring.
+_EXCLUDED_SCORE = -1e30
+
+
 @dataclasses.dataclass(frozen=True)
 class UniformSampler:
-    """Entities drawn uniformly, optionally rejecting known training triples (the reference)."""
+    """Entities drawn uniformly, optionally rejecting known training triples (the reference).
+
+    With `shared_chunk_size` > 1, each chunk of that many positives shares one draw of K
+    negatives (DGL-KE's chunked sampling): the rows read per step shrink by that factor and
+    the scores are one batched `match_all` per chunk (a matrix product for the bilinear
+    models). Known training triples among the shared negatives are excluded from the loss
+    (their score is set to `_EXCLUDED_SCORE`) rather than redrawn.
+    """
 
     num_negatives: int
     filtered: bool = True
     oversample: float = 2.0
+    shared_chunk_size: int = 0  # 0 or 1: every positive its own negatives
 
     def features(self, config, dataset) -> dict:
         del config, dataset
@@ -69,6 +82,8 @@ class UniformSampler:
 
     def __call__(self, sampler_params, params: Params, model: KGEModel, context: SampleContext):
         del sampler_params
+        if self.shared_chunk_size > 1:
+            return self._shared(params, model, context)
         batch_size = context.positives.shape[0]
         if self.filtered:
             ids, false_rate = sampling.filtered_uniform_negatives(
@@ -89,12 +104,37 @@ class UniformSampler:
         scores = model.match(context.query[:, None, :], params["entity"][ids])
         return scores, jnp.float32(0.0), {"negatives_false_rate": false_rate}
 
+    def _shared(self, params: Params, model: KGEModel, context: SampleContext):
+        index = context.data.index if self.filtered else None
+        ids, known = sampling.shared_negatives(
+            context.key,
+            context.positives,
+            context.mode,
+            self.num_negatives,
+            model.num_entities,
+            self.shared_chunk_size,
+            index.tails if index is not None else None,
+            index.heads if index is not None else None,
+        )
+        batch_size, width = context.query.shape
+        rows = params["entity"][ids]  # [B / chunk, K, De]
+        queries = context.query.reshape(-1, self.shared_chunk_size, width)
+        scores = jax.vmap(model.match_all)(queries, rows).reshape(batch_size, -1)
+        scores = jnp.where(known, _EXCLUDED_SCORE, scores)
+        false_rate = jnp.mean(known.astype(jnp.float32)) if self.filtered else jnp.nan
+        return scores, jnp.float32(0.0), {"negatives_false_rate": jnp.float32(false_rate)}
+
 
 def from_config(config):
     """The sampler `config.negatives.sampler` names ("uniform", "self_adversarial", "mmrns")."""
     negatives = config.negatives
     if negatives.sampler in ("uniform", "self_adversarial"):
-        return UniformSampler(negatives.num_negatives, negatives.filtered, negatives.oversample)
+        return UniformSampler(
+            negatives.num_negatives,
+            negatives.filtered,
+            negatives.oversample,
+            negatives.shared_chunk_size,
+        )
     if negatives.sampler == "mmrns":
         return mmrns_sampler.from_config(config)
     raise ValueError(f"config.negatives.sampler: unknown sampler {negatives.sampler!r}")
