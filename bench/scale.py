@@ -342,12 +342,16 @@ def projection(result: dict, dim: int = 200, steps: int = 500_000, headroom: flo
     slope, intercept = np.polyfit(elements, seconds, 1)
     if intercept < 0:  # noisy timings: fall back to a fit through the origin
         slope, intercept = float(elements @ seconds / (elements @ elements)), 0.0
+    expected = (
+        "parameter, Adam mu and nu: 12 expected"
+        if result["args"].get("row_sparse")
+        else "parameter, Adam mu and nu, dense gradient: 16 expected"
+    )
     lines = [
         f"Projection for Freebase ({FREEBASE['entities']:,} entities, "
         f"{FREEBASE['triples']:,} triples), RotatE dim {dim} (De = {2 * dim}), Adam:",
         f"  measured: {row_bytes:,.0f} bytes per entity row of width {width} across devices "
-        f"= {per_element:.1f} bytes per table element (parameter, Adam mu and nu, dense "
-        f"gradient: 16 expected)",
+        f"= {per_element:.1f} bytes per table element ({expected})",
         f"  M(N) = {per_element:.1f} B * V * De / N + index 16 B * n + 8 B * V "
         f"({index / 1e9:.2f} GB, replicated) + W ({work / 1e6:.0f} MB)",
         f"       = {table_state / 1e9:,.1f} GB / N + {(index + work) / 1e9:.2f} GB",
