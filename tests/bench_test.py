@@ -21,6 +21,8 @@ def test_speed_suite_cpu_mode(tmp_path):
     report = json.loads((tmp_path / "suite.json").read_text())
     results = report["results"]["umls"]
     assert results["kgjax_train"]["steps_per_second"] > 0
+    assert results["kgjax_train_shared"]["shared_chunk_size"] == 16
+    assert results["kgjax_train_shared"]["steps_per_second"] > 0
     assert results["kgjax_eval"]["seconds"] > 0 and results["kgjax_eval"]["num_triples"] == 661
     if importlib.util.find_spec("pykeen") is not None:
         assert results["pykeen_train"]["steps_per_second"] > 0
