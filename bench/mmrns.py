@@ -34,7 +34,6 @@ Writes <out>.json (every run: config overrides, metrics, steps/s, device, versio
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import json
 import os
@@ -81,21 +80,14 @@ def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: in
         max(num_steps // (10 * quantum), 1) * quantum
     )
     for dotted, value in overrides:
-        *parents, leaf = dotted.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+        config_lib.override(config, dotted, value)
     return config
 
 
 def parse_override(text: str) -> tuple[str, object]:
     """ "negatives.mmrns.epsilon0=1.0" -> ("negatives.mmrns.epsilon0", 1.0)."""
     key, _, value = text.partition("=")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+    return key, config_lib.parse_value(value)
 
 
 def overhead(

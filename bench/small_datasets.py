@@ -3,6 +3,8 @@
 Run:
   python bench/small_datasets.py                       # every model on umls
   python bench/small_datasets.py --models=rotate --datasets=umls,nations,kinships
+  python bench/small_datasets.py --models=rotate --set=negatives.shared_chunk_size=64 \
+      --out=bench/results/small_datasets_shared64
 
 Trains each `configs/<model>.py:<dataset>` from scratch in a fresh temporary workdir and
 writes bench/results/small_datasets.{json,md}: test metrics (filtered, realistic ranks, both
@@ -22,31 +24,38 @@ import time
 
 import jax
 
+from kgjax import config as config_lib
 from kgjax.train.loop import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_config(model: str, dataset: str):
+def load_config(model: str, dataset: str, overrides: list[str] = ()):
+    """configs/<model>.py:<dataset> with `key=value` overrides (values as Python literals)."""
     spec = importlib.util.spec_from_file_location(
         model, os.path.join(REPO, "configs", f"{model}.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config(dataset)
+    config = module.get_config(dataset)
+    for text in overrides:
+        key, _, value = text.partition("=")
+        config_lib.override(config, key, config_lib.parse_value(value))
+    return config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rotate,transe,distmult,complex")
     parser.add_argument("--datasets", default="umls")
+    parser.add_argument("--set", action="append", default=[], help="key=value config override")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "small_datasets"))
     args = parser.parse_args()
 
     rows = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            config = load_config(model, dataset)
+            config = load_config(model, dataset, args.set)
             with tempfile.TemporaryDirectory() as workdir:
                 started = time.perf_counter()
                 results = train(config, workdir, progress=False)
@@ -69,7 +78,8 @@ def main() -> None:
         "jax": jax.__version__,
         "python": platform.python_version(),
         "command": "python bench/small_datasets.py "
-        f"--models={args.models} --datasets={args.datasets}",
+        f"--models={args.models} --datasets={args.datasets}"
+        + "".join(f" --set={override}" for override in args.set),
     }
     with open(f"{args.out}.json", "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2)

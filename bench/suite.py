@@ -35,6 +35,8 @@ import time
 import jax
 import numpy as np
 
+from kgjax import config as config_lib
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("kgjax_train", "kgjax_train_shared", "kgjax_eval", "pykeen_train", "pykeen_eval")
 
@@ -78,11 +80,7 @@ def load_config(case: Case, num_steps: int):
     spec.loader.exec_module(module)
     config = module.get_config(case.config_arg)
     for dotted, value in case.overrides:
-        node = config
-        *parents, leaf = dotted.split(".")
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+        config_lib.override(config, dotted, value)
     config.num_steps = num_steps
     config.steps_per_call = num_steps
     config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = num_steps

@@ -8,6 +8,7 @@ an error, both on the command line and in Python.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -247,6 +248,27 @@ def _get(config, dotted: str):
     for part in dotted.split("."):
         value = value[part]
     return value
+
+
+def override(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+    """Sets `config.<dotted>` to `value` in place, as `--config.<dotted>=value` would.
+
+    Raises:
+      KeyError / AttributeError: a key the config does not have (it is locked).
+    """
+    *parents, leaf = dotted.split(".")
+    node = config
+    for parent in parents:
+        node = node[parent]
+    node[leaf] = value
+
+
+def parse_value(text: str):
+    """A command-line value: the Python literal it spells ("1e-4", "True"), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def save(config: ml_collections.ConfigDict, path: str) -> None:

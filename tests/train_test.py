@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from kgjax import cli, runs
+from kgjax import config as config_lib
 from kgjax.config import ConfigError
 from kgjax.data.triples import DataError
 from kgjax.train.loop import TrainingDiverged, train
@@ -29,11 +30,7 @@ def load_config(file, argument):
 def test_config(model="rotate", **overrides):
     config = load_config("test.py", model)
     for dotted, value in overrides.items():
-        *parents, leaf = dotted.split("__")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+        config_lib.override(config, dotted.replace("__", "."), value)
     return config
 
 
