@@ -46,3 +46,19 @@ def test_reproduce_runs_in_slices_and_finishes(tmp_path):
     copied = json.loads((tmp_path / "results" / "repro_test" / "results.json").read_text())
     assert copied["steps"] == 40
     assert (tmp_path / "results" / "repro_test" / "metrics_tail.jsonl").read_text()
+
+
+def test_step_profile_cpu_mode(tmp_path):
+    out = tmp_path / "profile"
+    command = [
+        sys.executable, "bench/step_profile.py", "--mode=cpu", "--models=rotate",
+        "--variants=reference,autodiff_distance,shared", "--steps=2", "--calls=1", f"--out={out}",
+    ]  # fmt: skip
+    env = {**os.environ, "KGJAX_TFDS_DIR": str(tmp_path / "tfds")}
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, env=env)
+    rows = json.loads((tmp_path / "profile.json").read_text())["results"]["rotate"]
+    assert set(rows) == {"reference", "autodiff_distance", "shared"}
+    # The recomputing backward changes how the gradient is computed, not what it is.
+    assert abs(rows["reference"]["final_loss"] - rows["autodiff_distance"]["final_loss"]) < 1e-5
+    assert rows["shared"]["change"] == {"negatives.shared_chunk_size": 32}
+    assert "| rotate | shared |" in (tmp_path / "profile.md").read_text()

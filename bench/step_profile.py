@@ -1,0 +1,215 @@
+"""Where a KGE training step's time goes: the same step with one thing changed at a time.
+
+Run:
+  python bench/step_profile.py --mode=gpu --out=bench/results/step_profile_gpu   # GPU machine
+  python bench/step_profile.py --mode=cpu --out=/tmp/step_profile_cpu             # a check
+
+Every variant is `kgjax.train.steps.make_train_chunk` on the real data (FB15k-237 with the
+RotatE repository's config on the GPU; UMLS-sized widths on CPU), compiled once, then timed
+over `--calls` calls of `--steps` steps (after a warm-up call); ms/step is the median call.
+
+  reference           the config as it is: filtered self-adversarial negatives, one set per
+                      positive, dense Adam; TransE/RotatE distances with the recomputing
+                      backward of `kgjax.models.base._recomputing_vjp`
+  autodiff_distance   the distance differentiated by plain autodiff (the residuals the
+                      recomputing backward avoids)
+  unfiltered          negatives not checked against the training triples
+  uniform_weights     no self-adversarial weights (`negatives.sampler=uniform`)
+  shared              each chunk of `--shared_chunk_size` positives shares its negatives
+  row_sparse          `optimizer.row_sparse`: per-row table gradients, no dense Adam pass
+  shared_row_sparse   both
+
+Writes <out>.json (every variant: ms/step, steps/s, compile seconds, peak device memory where
+the backend reports it, final loss) and <out>.md, with the device and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+
+from kgjax import config as config_lib
+from kgjax import runs
+from kgjax.models import base
+from kgjax.models.translational import RotatE, TransE
+from kgjax.train import negatives
+from kgjax.train.optimizers import make_optimizer
+from kgjax.train.state import TrainData, TrainState
+from kgjax.train.steps import StepSettings, make_train_chunk
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = {
+    "gpu": dict(dataset="fb15k237", overrides={}),
+    "cpu": dict(
+        dataset="umls",
+        overrides={"model.dim": 32, "batch_size": 128, "negatives.num_negatives": 32},
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AutodiffRotatE(RotatE):
+    """RotatE whose distance is differentiated by plain autodiff."""
+
+    def match(self, query, candidate):
+        return self.gamma - base._complex_distance(query, candidate)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutodiffTransE(TransE):
+    """TransE whose distance is differentiated by plain autodiff."""
+
+    def match(self, query, candidate):
+        return self.gamma - base._l1_distance(query, candidate)
+
+
+AUTODIFF = {"rotate": AutodiffRotatE, "transe": AutodiffTransE}
+
+
+def variants(shared_chunk_size: int) -> dict[str, dict]:
+    return {
+        "reference": {},
+        "autodiff_distance": {"autodiff": True},
+        "unfiltered": {"negatives.filtered": False},
+        "uniform_weights": {"negatives.sampler": "uniform"},
+        "shared": {"negatives.shared_chunk_size": shared_chunk_size},
+        "row_sparse": {"optimizer.row_sparse": True},
+        "shared_row_sparse": {
+            "negatives.shared_chunk_size": shared_chunk_size,
+            "optimizer.row_sparse": True,
+        },
+    }
+
+
+def load_config(model: str, dataset: str, overrides: dict):
+    spec = importlib.util.spec_from_file_location(model, os.path.join(REPO, f"configs/{model}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(dataset)
+    for key, value in overrides.items():
+        config_lib.override(config, key, value)
+    config_lib.validate(config)
+    return config
+
+
+def peak_memory_bytes() -> int | None:
+    stats = jax.local_devices()[0].memory_stats()
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def measure(config, dataset, autodiff: bool, steps: int, calls: int) -> dict:
+    model = runs.build_model(config, dataset.num_entities, dataset.num_relations)
+    if autodiff:
+        if config.model.name not in AUTODIFF:
+            return {"skipped": f"{config.model.name} has no recomputing backward"}
+        model = AUTODIFF[config.model.name](**model.hparams())
+    sampler = negatives.from_config(config)
+    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
+    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
+    data = TrainData.from_dataset(
+        dataset, config.loss.subsampling, sampler.features(config, dataset)
+    )
+    chunk = make_train_chunk(
+        model, sampler, optimizer, schedule, StepSettings.from_config(config), steps
+    )
+    key = jax.random.key(1)
+    started = time.perf_counter()
+    state, metrics = chunk(state, data, key)
+    jax.block_until_ready(metrics)
+    compile_seconds = time.perf_counter() - started
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        state, metrics = chunk(state, data, key)
+        jax.block_until_ready(metrics)
+        seconds.append(time.perf_counter() - started)
+    per_step = statistics.median(seconds) / steps
+    return {
+        "ms_per_step": per_step * 1e3,
+        "steps_per_second": 1.0 / per_step,
+        "compile_seconds": compile_seconds,
+        "peak_memory_bytes": peak_memory_bytes(),
+        "final_loss": float(metrics["loss"][-1]),
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"Device: {report['device']}; jax {report['jax']}; Python {report['python']}",
+        f"Command: `{report['command']}`",
+        "",
+        "| model | variant | ms/step | steps/s | vs reference | peak MiB | final loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, rows in report["results"].items():
+        reference = rows.get("reference", {}).get("ms_per_step")
+        for name, row in rows.items():
+            if "skipped" in row:
+                lines.append(f"| {model} | {name} | {row['skipped']} | | | | |")
+                continue
+            peak = row["peak_memory_bytes"]
+            lines.append(
+                f"| {model} | {name} | {row['ms_per_step']:.2f} | {row['steps_per_second']:.1f} "
+                f"| {reference / row['ms_per_step']:.2f}x | "
+                f"{'n/a' if peak is None else f'{peak / 2**20:.0f}'} | {row['final_loss']:.4f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="cpu")
+    parser.add_argument("--models", default="rotate,transe")
+    parser.add_argument("--variants", default="", help="comma-separated subset (default all)")
+    parser.add_argument("--shared_chunk_size", type=int, default=0, help="0: num_negatives")
+    parser.add_argument("--steps", type=int, default=20, help="steps per device call")
+    parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "step_profile"))
+    args = parser.parse_args()
+
+    mode = MODES[args.mode]
+    report = {
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python bench/step_profile.py "
+        + " ".join(f"--{k}={v}" for k, v in vars(args).items() if k != "out"),
+        "results": {},
+    }
+    for model in args.models.split(","):
+        base_config = load_config(model, mode["dataset"], mode["overrides"])
+        dataset = runs.load_dataset(base_config.data)
+        chunk = args.shared_chunk_size or base_config.negatives.num_negatives
+        chunk = min(chunk, base_config.batch_size)
+        chosen = variants(chunk)
+        if args.variants:
+            chosen = {k: v for k, v in chosen.items() if k in args.variants.split(",")}
+        rows = report["results"].setdefault(model, {})
+        for name, change in chosen.items():
+            change = dict(change)
+            autodiff = change.pop("autodiff", False)
+            config = load_config(model, mode["dataset"], {**mode["overrides"], **change})
+            rows[name] = {
+                "change": change,
+                **measure(config, dataset, autodiff, args.steps, args.calls),
+            }
+            print(json.dumps({"model": model, "variant": name, **rows[name]}), flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(f"{args.out}.json", "w") as f:
+        json.dump(report, f, indent=2)
+    table = markdown(report)
+    with open(f"{args.out}.md", "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
