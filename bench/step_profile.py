@@ -35,6 +35,7 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 
 from kgjax import config as config_lib
 from kgjax import runs
@@ -57,10 +58,16 @@ MODES = {
 
 @dataclasses.dataclass(frozen=True)
 class AutodiffRotatE(RotatE):
-    """RotatE whose distance is differentiated by plain autodiff."""
+    """RotatE whose distance is differentiated by plain autodiff (a guarded modulus: the
+    bare sqrt's gradient is NaN at 0)."""
 
     def match(self, query, candidate):
-        return self.gamma - base._complex_distance(query, candidate)
+        re_q, im_q = base.split_complex(query)
+        re_c, im_c = base.split_complex(candidate)
+        squared = (re_q - re_c) ** 2 + (im_q - im_c) ** 2
+        positive = squared > 0
+        modulus = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+        return self.gamma - jnp.sum(modulus, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
