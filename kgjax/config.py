@@ -279,10 +279,26 @@ def save(config: ml_collections.ConfigDict, path: str) -> None:
     os.replace(tmp, path)
 
 
+# Keys added to the schema after runs were first saved, with the value that behaves as
+# their absence did: a run saved without one reads back (and resumes) as if it held it.
+ADDED_KEYS = {
+    "optimizer.row_sparse": False,
+    "negatives.shared_chunk_size": 0,
+}
+
+
 def load(path: str) -> ml_collections.ConfigDict:
-    """Reads a config saved by `save`, locked like the original."""
+    """Reads a config saved by `save`, locked like the original (with `ADDED_KEYS` filled in)."""
     with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    for dotted, value in ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = saved
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
+    config = ml_collections.ConfigDict(saved)
     config.lock()
     return config
 

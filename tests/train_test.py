@@ -233,3 +233,19 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert exported["relation_embeddings"].shape == (46, 16)
     assert "virus" in exported["entity_names"].tolist()
     assert cli.main(["kgjax", "evaluate", f"--workdir={tmp_path}/nothing"]) == 1
+
+
+def test_config_saved_before_a_key_was_added_reads_back_and_resumes(tmp_path):
+    config = test_config()
+    path = str(tmp_path / "config.json")
+    config_lib.save(config, path)
+    with open(path) as f:
+        saved = json.load(f)
+    del saved["negatives"]["shared_chunk_size"], saved["optimizer"]["row_sparse"]
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    loaded = config_lib.load(path)
+    assert loaded.negatives.shared_chunk_size == 0 and loaded.optimizer.row_sparse is False
+    assert config_lib.differences(loaded, config) == []
+    config.negatives.shared_chunk_size = 8  # a real change is still one
+    assert config_lib.differences(loaded, config) == ["negatives.shared_chunk_size: 0 -> 8"]
