@@ -63,8 +63,9 @@ class UniformSampler:
     With `shared_chunk_size` > 1, each chunk of that many positives shares one draw of K
     negatives (DGL-KE's chunked sampling): the rows read per step shrink by that factor and
     the scores are one batched `match_all` per chunk (a matrix product for the bilinear
-    models). Known training triples among the shared negatives are excluded from the loss
-    (their score is set to `_EXCLUDED_SCORE`) rather than redrawn.
+    models). Known training triples among the shared negatives are not redrawn: their score
+    is set to `_EXCLUDED_SCORE`, so they add nothing to the loss and get no self-adversarial
+    weight (with uniform weights the mean still divides by K).
     """
 
     num_negatives: int
