@@ -52,7 +52,7 @@ def test_step_profile_cpu_mode(tmp_path):
     out = tmp_path / "profile"
     command = [
         sys.executable, "bench/step_profile.py", "--mode=cpu", "--models=rotate",
-        "--variants=reference,autodiff_distance,shared", "--steps=2", "--calls=1", f"--out={out}",
+        "--variants=reference,autodiff_distance,shared", "--steps=1", "--calls=1", f"--out={out}",
     ]  # fmt: skip
     env = {**os.environ, "KGJAX_TFDS_DIR": str(tmp_path / "tfds")}
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, env=env)
