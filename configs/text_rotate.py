@@ -24,8 +24,9 @@ Run (from the repository root; the data folder laid out like ../shared/data):
 
 fb15k237, wn18rr and fb15k237_inductive are reduced configs for a 2-core CPU (dim 100, batch
 256, 64 negatives, 3,000 steps, a learning rate 20x best_config.sh's to match the short run):
-the figures in the README come from them and from `:fb15k237_inductive,15000` (the same with
-15,000 steps; the learning-rate decay and the cadences follow the length). `:<dataset>,full`
+the README's figures come from them and from `:<dataset>,15000` (the same with 15,000 steps;
+the learning-rate decay and the cadences follow the length), both run by bench/inductive.py
+with the plain baseline beside each. `:<dataset>,full`
 keeps the text settings but takes configs/rotate.py's reference hyper-parameters, for the GPU
 machine.
 """
