@@ -3,6 +3,9 @@
 Run:
   python bench/step_profile.py --mode=gpu --out=bench/results/step_profile_gpu   # GPU machine
   python bench/step_profile.py --mode=cpu --out=/tmp/step_profile_cpu             # a check
+  python bench/step_profile.py --mode=cpu --dataset=fb15k237 --set=batch_size=1024 \
+      --set=negatives.num_negatives=256 --set=model.dim=200 --models=rotate \
+      --variants=reference,autodiff_distance --steps=10 --calls=10   # larger shapes on CPU
 
 Every variant is `kgjax.train.steps.make_train_chunk` on the real data (FB15k-237 with the
 RotatE repository's config on the GPU; UMLS-sized widths on CPU), compiled once, then timed
@@ -174,6 +177,10 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="cpu")
+    parser.add_argument("--dataset", default="", help="instead of the mode's dataset")
+    parser.add_argument(
+        "--set", action="append", default=[], help="key=value over the mode's overrides"
+    )
     parser.add_argument("--models", default="rotate,transe")
     parser.add_argument("--variants", default="", help="comma-separated subset (default all)")
     parser.add_argument("--shared_chunk_size", type=int, default=0, help="0: num_negatives")
@@ -182,13 +189,20 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "step_profile"))
     args = parser.parse_args()
 
-    mode = MODES[args.mode]
+    mode = dict(MODES[args.mode])
+    mode["dataset"] = args.dataset or mode["dataset"]
+    for text in args.set:
+        key, _, value = text.partition("=")
+        mode["overrides"] = {**mode["overrides"], key: config_lib.parse_value(value)}
     report = {
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,
         "python": platform.python_version(),
         "command": "python bench/step_profile.py "
-        + " ".join(f"--{k}={v}" for k, v in vars(args).items() if k != "out"),
+        + " ".join(
+            f"--{k}={v}" for k, v in vars(args).items() if k not in ("out", "set") and v != ""
+        )
+        + "".join(f" --set={text}" for text in args.set),
         "results": {},
     }
     for model in args.models.split(","):
