@@ -21,7 +21,6 @@ run's results.json blocks and the machine) and `<out>.md` (the README's table).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -29,6 +28,7 @@ import time
 
 import jax
 
+from kgjax import config as config_lib
 from kgjax.data import inductive as inductive_split
 from kgjax.data.catalog import local_folder
 from kgjax.train.loop import train
@@ -39,12 +39,7 @@ SPLITS = {"fb15k237_inductive": "fb15k237", "umls_inductive": "umls"}
 
 
 def text_rotate_config(arg: str):
-    spec = importlib.util.spec_from_file_location(
-        "text_rotate", os.path.join(REPO, "configs", "text_rotate.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return config_lib.from_file(os.path.join(REPO, f"configs/text_rotate.py:{arg}"))
 
 
 def ensure_split(name: str) -> None:

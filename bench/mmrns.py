@@ -34,7 +34,6 @@ Writes <out>.json (every run: config overrides, metrics, steps/s, device, versio
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -49,10 +48,7 @@ import numpy as np
 from kgjax import config as config_lib
 from kgjax import runs
 from kgjax.train import negatives
-from kgjax.train.loop import train
-from kgjax.train.optimizers import make_optimizer
-from kgjax.train.state import TrainData, TrainState
-from kgjax.train.steps import StepSettings, make_train_chunk
+from kgjax.train.loop import single_device_chunk, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
@@ -66,10 +62,7 @@ def step_quantum(num_steps: int) -> int:
 
 
 def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: int, overrides=()):
-    spec = importlib.util.spec_from_file_location("mmrns", os.path.join(REPO, "configs/mmrns.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(f"{model}_{dataset}")
+    config = config_lib.from_file(os.path.join(REPO, f"configs/mmrns.py:{model}_{dataset}"))
     config.negatives.sampler = sampler
     config.seed = seed
     quantum = step_quantum(num_steps)
@@ -95,17 +88,7 @@ def overhead(
 ) -> dict:
     """Milliseconds per training step (chunks of `steps` steps, best of `repeats`)."""
     config = load_config(model_name, dataset, sampler_name, 0, 1000, overrides)
-    data_set = runs.load_dataset(config.data)
-    model = runs.build_model(config, data_set.num_entities, data_set.num_relations)
-    sampler = negatives.from_config(config)
-    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
-    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
-    data = TrainData.from_dataset(
-        data_set, config.loss.subsampling, sampler.features(config, data_set)
-    )
-    chunk = make_train_chunk(
-        model, sampler, optimizer, schedule, StepSettings.from_config(config), steps
-    )
+    chunk, state, data = single_device_chunk(config, runs.load_dataset(config.data), steps)
     started = time.perf_counter()
     state, metrics = chunk(state, data, jax.random.key(1))
     jax.block_until_ready(metrics)

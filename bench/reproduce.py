@@ -14,21 +14,12 @@ is reached, results.json and the last lines of metrics.jsonl are copied to
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(spec: str):
-    path, _, argument = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("config", os.path.join(REPO, path))
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(argument) if argument else module.get_config()
 
 
 def main() -> None:
@@ -40,10 +31,11 @@ def main() -> None:
     parser.add_argument("--results_dir", default=os.path.join(REPO, "bench", "results"))
     args = parser.parse_args()
 
+    from kgjax import config as config_lib
     from kgjax.checkpoints import Checkpointer
     from kgjax.train.loop import train
 
-    config = load_config(args.config)
+    config = config_lib.from_file(os.path.join(REPO, args.config))
     target = config.num_steps
     started = time.perf_counter()
     checkpoints = os.path.join(args.workdir, "checkpoints")

@@ -15,7 +15,6 @@ steady-state steps/s, device and versions.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -32,16 +31,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_config(model: str, dataset: str, overrides: list[str] = ()):
     """configs/<model>.py:<dataset> with `key=value` overrides (values as Python literals)."""
-    spec = importlib.util.spec_from_file_location(
-        model, os.path.join(REPO, "configs", f"{model}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(dataset)
+    parsed = {}
     for text in overrides:
         key, _, value = text.partition("=")
-        config_lib.override(config, key, config_lib.parse_value(value))
-    return config
+        parsed[key] = config_lib.parse_value(value)
+    return config_lib.from_file(os.path.join(REPO, f"configs/{model}.py:{dataset}"), parsed)
 
 
 def main() -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import platform
@@ -44,10 +43,7 @@ from kgjax import config as config_lib
 from kgjax import runs
 from kgjax.models import base
 from kgjax.models.translational import RotatE, TransE
-from kgjax.train import negatives
-from kgjax.train.optimizers import make_optimizer
-from kgjax.train.state import TrainData, TrainState
-from kgjax.train.steps import StepSettings, make_train_chunk
+from kgjax.train.loop import single_device_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {
@@ -100,12 +96,7 @@ def variants(shared_chunk_size: int) -> dict[str, dict]:
 
 
 def load_config(model: str, dataset: str, overrides: dict):
-    spec = importlib.util.spec_from_file_location(model, os.path.join(REPO, f"configs/{model}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(dataset)
-    for key, value in overrides.items():
-        config_lib.override(config, key, value)
+    config = config_lib.from_file(os.path.join(REPO, f"configs/{model}.py:{dataset}"), overrides)
     config_lib.validate(config)
     return config
 
@@ -116,20 +107,14 @@ def peak_memory_bytes() -> int | None:
 
 
 def measure(config, dataset, autodiff: bool, steps: int, calls: int) -> dict:
-    model = runs.build_model(config, dataset.num_entities, dataset.num_relations)
+    model = None
     if autodiff:
         if config.model.name not in AUTODIFF:
             return {"skipped": f"{config.model.name} has no recomputing backward"}
-        model = AUTODIFF[config.model.name](**model.hparams())
-    sampler = negatives.from_config(config)
-    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
-    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
-    data = TrainData.from_dataset(
-        dataset, config.loss.subsampling, sampler.features(config, dataset)
-    )
-    chunk = make_train_chunk(
-        model, sampler, optimizer, schedule, StepSettings.from_config(config), steps
-    )
+        model = AUTODIFF[config.model.name](
+            **runs.build_model(config, dataset.num_entities, dataset.num_relations).hparams()
+        )
+    chunk, state, data = single_device_chunk(config, dataset, steps, model)
     key = jax.random.key(1)
     started = time.perf_counter()
     state, metrics = chunk(state, data, key)

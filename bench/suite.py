@@ -73,14 +73,9 @@ CASES = {
 
 
 def load_config(case: Case, num_steps: int):
-    spec = importlib.util.spec_from_file_location(
-        "rotate", os.path.join(REPO, "configs", "rotate.py")
+    config = config_lib.from_file(
+        os.path.join(REPO, f"configs/rotate.py:{case.config_arg}"), dict(case.overrides)
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(case.config_arg)
-    for dotted, value in case.overrides:
-        config_lib.override(config, dotted, value)
     config.num_steps = num_steps
     config.steps_per_call = num_steps
     config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = num_steps

@@ -9,9 +9,12 @@ an error, both on the command line and in Python.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import math
 import os
+import pathlib
+from collections.abc import Mapping
 
 import ml_collections
 
@@ -250,11 +253,37 @@ def _get(config, dotted: str):
     return value
 
 
+def from_file(
+    spec: str, overrides: Mapping[str, object] | None = None
+) -> ml_collections.ConfigDict:
+    """The config that `--config=<file>[:<argument>]` names, with dotted overrides applied.
+
+    Args:
+      spec: a config file and its argument, e.g. "configs/rotate.py:umls".
+      overrides: {"optimizer.lr": 1e-4, ...}, set with `override`.
+
+    Raises:
+      ConfigError: the file does not exist or has no get_config.
+    """
+    path, _, argument = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such config file")
+    module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path}: a config file defines get_config(argument)")
+    config = module.get_config(argument) if argument else module.get_config()
+    for dotted, value in (overrides or {}).items():
+        override(config, dotted, value)
+    return config
+
+
 def override(config: ml_collections.ConfigDict, dotted: str, value) -> None:
     """Sets `config.<dotted>` to `value` in place, as `--config.<dotted>=value` would.
 
     Raises:
-      KeyError / AttributeError: a key the config does not have (it is locked).
+      KeyError: a key the config does not have (it is locked), with close matches.
     """
     *parents, leaf = dotted.split(".")
     node = config

@@ -249,3 +249,15 @@ def test_config_saved_before_a_key_was_added_reads_back_and_resumes(tmp_path):
     assert config_lib.differences(loaded, config) == []
     config.negatives.shared_chunk_size = 8  # a real change is still one
     assert config_lib.differences(loaded, config) == ["negatives.shared_chunk_size: 0 -> 8"]
+
+
+def test_config_from_file_with_overrides_and_errors(tmp_path):
+    config = config_lib.from_file(f"{REPO}/configs/rotate.py:nations", {"optimizer.lr": 0.5})
+    assert config.data.name == "nations" and config.optimizer.lr == 0.5
+    with pytest.raises(ConfigError, match="no such config file"):
+        config_lib.from_file(str(tmp_path / "missing.py"))
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="defines get_config"):
+        config_lib.from_file(str(tmp_path / "empty.py"))
+    with pytest.raises(KeyError, match="Did you mean"):  # locked: a misspelt key is an error
+        config_lib.from_file(f"{REPO}/configs/rotate.py:nations", {"optimizer.lrr": 0.5})

@@ -52,6 +52,31 @@ class _NoWriter:
         pass
 
 
+def single_device_chunk(config, dataset, length: int, model=None):
+    """The training call of `config` on one device, outside the loop (for benchmarks).
+
+    Args:
+      config: a training config.
+      dataset: its loaded `KGDataset`.
+      length: steps per call.
+      model: the KGE model to train (default: the config's).
+
+    Returns:
+      (jitted chunk(state, data, key) -> (state, metrics), the initial state, the TrainData).
+    """
+    model = model or runs.build_model(config, dataset.num_entities, dataset.num_relations)
+    sampler = negatives.from_config(config)
+    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
+    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
+    data = TrainData.from_dataset(
+        dataset, config.loss.subsampling, sampler.features(config, dataset)
+    )
+    chunk = make_train_chunk(
+        model, sampler, optimizer, schedule, StepSettings.from_config(config), length
+    )
+    return chunk, state, data
+
+
 def _prepare_workdir(config, workdir: str, dataset) -> None:
     """Creates the workdir, or checks that a resumed run uses the same config and data.
 
