@@ -12,7 +12,8 @@ RotatE repository's best_config.sh), so `--config.negatives.sampler=uniform` or
 `self_adversarial` gives the baseline runs; bench/mmrns.py runs the whole comparison. The
 MMRNS settings are the reference's (github.com/quqxui/MMRNS README): a pool of 1,500 entities,
 epsilon_0 = 10, beta = 1/100, KCA widths 50, structural hidden 100. FB15k-237's texts are
-StAR's "Name -- first sentence" (two sentences kept), UMLS's the kg-bert paragraphs (up to
+StAR's "Name -- first sentence" (two sentences kept), WN18RR's KG-BERT "lemma, definition"
+(one sentence), UMLS's the kg-bert paragraphs (up to
 four); no visual features exist for these datasets.
 """
 
@@ -22,6 +23,8 @@ from kgjax.config import kge_config
 SETTINGS = {
     "fb15k237": dict(batch_size=1024, num_negatives=256, dim=1000, gamma=9.0,
                      adversarial_temperature=1.0, lr=5e-5, num_steps=100_000, eval_batch_size=16),
+    "wn18rr": dict(batch_size=512, num_negatives=1024, dim=500, gamma=6.0,
+                   adversarial_temperature=0.5, lr=5e-5, num_steps=80_000, eval_batch_size=8),
     "umls": dict(batch_size=256, num_negatives=64, dim=100, gamma=12.0,
                  adversarial_temperature=1.0, lr=2e-3, num_steps=2_000, eval_batch_size=64),
 }  # fmt: skip
@@ -46,4 +49,9 @@ def get_config(argument: str = "rotate_umls"):
     if dataset == "fb15k237":
         # StAR's texts are "Name -- first sentence": two sentences for 93% of the entities.
         config.negatives.mmrns.num_sentences = 2
+    elif dataset == "wn18rr":
+        # KG-BERT's texts are "lemma, definition": one sentence for all but 14 of the 40,943
+        # synsets. With one sentence KCA's attention has a single row and LayerNorm cancels the
+        # relation gate's scale, so the text side is a relation-free projection of the vector.
+        config.negatives.mmrns.num_sentences = 1
     return config

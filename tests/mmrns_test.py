@@ -235,6 +235,56 @@ def test_train_step_gradients_reach_the_sampler_and_negatives_are_filtered(setup
         )
 
 
+@pytest.mark.parametrize(
+    "batch,matmul_max_groups",
+    [(64, 32), (64, 0), (8, 32)],
+    ids=["per_relation_matmul", "per_relation_gather", "per_row"],
+)
+def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, matmul_max_groups):
+    # UMLS has 46 relations: 64 rows take the per-relation path (the grouped matmul, or the
+    # blocked gather with the threshold at 0), 8 rows the per-row one.
+    config, model, sampler, data = setup
+    monkeypatch.setattr(mmrns_sampler, "MATMUL_MAX_GROUPS", matmul_max_groups)
+    keys = jax.random.split(jax.random.key(3), 4)
+    params = model.init(keys[0])
+    sampler_params = sampler.init(keys[1], model)
+    pool = jax.random.permutation(keys[2], model.num_entities)[:50].astype(jnp.int32)
+    anchors = jax.random.randint(keys[3], (batch,), 0, model.num_entities)
+    relations = (jnp.arange(batch) * 7) % model.num_relations
+    sims = jax.jit(sampler.similarities, static_argnums=2)(
+        sampler_params, params, model, data.features, pool, anchors, relations
+    )
+    assert sims.shape == (3, batch, 50)  # text, visual, structure
+
+    kca = sampler.kca(model)
+    features = data.features
+
+    def alone(ids):
+        terms = kca.entity_terms(
+            sampler_params,
+            features["text"][ids],
+            features["text_mask"][ids],
+            features["visual"][ids],
+            features["visual_mask"][ids],
+        )
+        return terms
+
+    def one_row(anchor_id, relation_id):
+        relation = params["relation"][relation_id]
+        anchor = kca.represent_pairs(sampler_params, alone(anchor_id[None]), relation[None])
+        pool_reps = kca.represent(sampler_params, alone(pool), relation[None])
+        row = [
+            mmrns_sampler.cosine(pool_reps[modality][0], anchor[modality])
+            for modality in kca.modalities
+        ]
+        gated_anchor = kca.structure(sampler_params, params["entity"][anchor_id], relation)
+        gated_pool = kca.structure(sampler_params, params["entity"][pool], relation[None])
+        return jnp.stack([*row, mmrns_sampler.cosine(gated_pool, gated_anchor)])
+
+    expected = np.swapaxes(jax.jit(jax.vmap(one_row))(anchors, relations), 0, 1)
+    np.testing.assert_allclose(np.asarray(sims), expected, atol=2e-5)
+
+
 def test_feature_files_and_config_errors(umls, tmp_path):
     config = mmrns_config(visual="none")
     sampler = negatives.from_config(config)
