@@ -124,7 +124,8 @@ def kge_config(
     c.negatives.mmrns.attention_dim = 50
     c.negatives.mmrns.output_dim = 50
     c.negatives.mmrns.structure_hidden = 100
-    c.negatives.mmrns.chunk_size = 64  # batch rows per block of the structural branch
+    # Batch rows per block where rows gather their relation's pool representations (> 32 relations).
+    c.negatives.mmrns.chunk_size = 64
     # Features: "descriptions" (text only: the first sentences of each description, mean-
     # pooled by config.text.encoder from config.text.source/descriptions_dir, max_length
     # tokens each), "none", "synthetic" (tests only), or a .npy/.npz file holding "features"
