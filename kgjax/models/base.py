@@ -201,7 +201,8 @@ def _recomputing_vjp(distance, unit_difference):
     (differences, moduli, masks) for the backward; at the negatives' [B, K, D] shapes those
     residuals, not the arithmetic, are what a training step pays for. This backward keeps
     only the inputs and forms g * f'(q - c) in one pass: the gradient autodiff gives, with the
-    same subgradient 0 where a difference is 0.
+    same subgradient 0 where a difference is 0. (Memory traffic is a GPU's bottleneck; on
+    CPU the step measures within noise of autodiff's, see BENCHMARKS.md's step profile.)
 
     Args:
       distance: (query [..., De], candidate [..., De], broadcastable) -> [...].
