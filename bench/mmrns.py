@@ -81,12 +81,6 @@ def load_config(model: str, dataset: str, sampler: str, seed: int, num_steps: in
     return config
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    """ "negatives.mmrns.epsilon0=1.0" -> ("negatives.mmrns.epsilon0", 1.0)."""
-    key, _, value = text.partition("=")
-    return key, config_lib.parse_value(value)
-
-
 def overhead(
     model_name: str, dataset: str, sampler_name: str, steps: int, repeats: int, overrides
 ) -> dict:
@@ -204,7 +198,7 @@ def main() -> None:
     quantum = step_quantum(num_steps)
     if num_steps % quantum:
         raise config_lib.ConfigError(f"--num_steps: a multiple of {quantum}")
-    overrides = [parse_override(text) for text in args.set]
+    overrides = list(config_lib.parse_overrides(args.set).items())
     # Runs with other overrides live in other workdirs.
     tag = re.sub(r"[^\w.-]", "-", "".join(f"_{k.split('.')[-1]}{v}" for k, v in overrides))
 

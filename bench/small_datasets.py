@@ -31,11 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_config(model: str, dataset: str, overrides: list[str] = ()):
     """configs/<model>.py:<dataset> with `key=value` overrides (values as Python literals)."""
-    parsed = {}
-    for text in overrides:
-        key, _, value = text.partition("=")
-        parsed[key] = config_lib.parse_value(value)
-    return config_lib.from_file(os.path.join(REPO, f"configs/{model}.py:{dataset}"), parsed)
+    return config_lib.from_file(
+        os.path.join(REPO, f"configs/{model}.py:{dataset}"), config_lib.parse_overrides(overrides)
+    )
 
 
 def main() -> None:

@@ -176,9 +176,7 @@ def main() -> None:
 
     mode = dict(MODES[args.mode])
     mode["dataset"] = args.dataset or mode["dataset"]
-    for text in args.set:
-        key, _, value = text.partition("=")
-        mode["overrides"] = {**mode["overrides"], key: config_lib.parse_value(value)}
+    mode["overrides"] = {**mode["overrides"], **config_lib.parse_overrides(args.set)}
     report = {
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,

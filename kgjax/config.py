@@ -301,6 +301,15 @@ def parse_value(text: str):
         return text
 
 
+def parse_overrides(texts) -> dict[str, object]:
+    """["optimizer.lr=1e-4", ...] -> {"optimizer.lr": 0.0001, ...}, values by `parse_value`."""
+    parsed = {}
+    for text in texts:
+        key, _, value = text.partition("=")
+        parsed[key] = parse_value(value)
+    return parsed
+
+
 def save(config: ml_collections.ConfigDict, path: str) -> None:
     """Writes the config as JSON (atomically: a killed run never leaves half a file)."""
     tmp = f"{path}.tmp"

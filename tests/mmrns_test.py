@@ -260,14 +260,13 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
     features = data.features
 
     def alone(ids):
-        terms = kca.entity_terms(
+        return kca.entity_terms(
             sampler_params,
             features["text"][ids],
             features["text_mask"][ids],
             features["visual"][ids],
             features["visual_mask"][ids],
         )
-        return terms
 
     def one_row(anchor_id, relation_id):
         relation = params["relation"][relation_id]

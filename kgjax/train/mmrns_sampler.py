@@ -56,8 +56,9 @@ SYNTHETIC = "synthetic"  # random features, to test the code path only
 DESCRIPTIONS = "descriptions"  # text only: sentence vectors from the language module
 _COSINE_DELTA = 1e-8  # the paper's delta, so a zero vector has cosine 0, not NaN
 # `grouped_cosine` multiplies against every group up to this many: the matmul costs G times the
-# gather's arithmetic, and the gather runs some 30-60x below matmul speed on CPU (measured) and
-# well below on GPU (memory-bound at [B, N, D]).
+# gather's arithmetic, but the gather runs far below matmul speed (on CPU, WN18RR's 11
+# relations: a 917 ms RotatE step became 263 ms, bench/results/mmrns_wn18rr*.md) and on a GPU
+# is bound by reading [B, N, D].
 MATMUL_MAX_GROUPS = 32
 # A sentence ends at . ! ? before a capital (or an opening quote or bracket and a capital), or
 # at StAR's " -- " between a name and its description; not after initials ("J.J. Abrams") or
@@ -89,6 +90,20 @@ def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(a * b, axis=-1) / (_norm(a) * _norm(b) + _COSINE_DELTA)
 
 
+def _row_blocks(fn, rows, chunk_size: int) -> jax.Array:
+    """fn over the batch rows in checkpointed blocks of `chunk_size` rows.
+
+    The backward pass recomputes a block's [chunk, N, D] intermediates instead of keeping
+    [B, N, D].
+
+    Args:
+      fn: one row's leaves -> [N].
+      rows: a tuple of [B, ...] arrays.
+    """
+    batch = rows[0].shape[0]
+    return jax.lax.map(jax.checkpoint(fn), rows, batch_size=min(chunk_size, batch))
+
+
 def grouped_cosine(
     pool: jax.Array, row_group: jax.Array, anchors: jax.Array, chunk_size: int
 ) -> jax.Array:
@@ -103,22 +118,17 @@ def grouped_cosine(
     Returns:
       float [B, N].
 
-    With few groups the dot products are one matmul against every group, [G, N, D] x [B, D],
-    and each row keeps its group's: G times the arithmetic of the rows' own products, but no
-    [B, N, D] gather, which XLA runs at a fraction of matmul speed (on 2 CPU cores, 11 groups,
-    B 256, N 1,500, D 200: 51 ms forward and backward against 275 ms). With many groups,
-    blocks of rows gather their group's [N, D] and are recomputed in the backward pass.
+    With few groups (`MATMUL_MAX_GROUPS`) the dot products are one matmul against every group,
+    [G, N, D] x [B, D], and each row keeps its group's: G times the arithmetic of the rows' own
+    products, but no [B, N, D] gather, which XLA runs at a fraction of matmul speed. With many
+    groups, blocks of rows gather their group's [N, D] (`_row_blocks`).
     """
     num_groups = pool.shape[0]
     if num_groups <= MATMUL_MAX_GROUPS:
         every = jnp.einsum("gnd,bd->gbn", pool, anchors)  # [G, B, N]
         dots = jnp.take_along_axis(every, row_group[None, :, None], axis=0)[0]
     else:
-        dots = jax.lax.map(
-            jax.checkpoint(lambda row: pool[row[0]] @ row[1]),
-            (row_group, anchors),
-            batch_size=min(chunk_size, anchors.shape[0]),
-        )
+        dots = _row_blocks(lambda row: pool[row[0]] @ row[1], (row_group, anchors), chunk_size)
     norms = _norm(pool)[row_group] * _norm(anchors)[:, None]  # [B, N]
     return dots / (norms + _COSINE_DELTA)
 
@@ -303,19 +313,12 @@ class MMRNSSampler:
                 grouped_cosine(pool_structure, row_group, anchor_structure, self.chunk_size)
             )
         else:
-            # One group per row: blocks of rows, checkpointed, so that the backward pass
-            # recomputes each block's [chunk, N, De] gated pool instead of keeping [B, N, De].
+            # One group per row: each row gates the pool under its own relation.
             def structure_row(row):
                 relation_vector, anchor = row
                 return cosine(kca.structure(sampler_params, pool_entities, relation_vector), anchor)
 
-            sims.append(
-                jax.lax.map(
-                    jax.checkpoint(structure_row),
-                    (relation, anchor_structure),
-                    batch_size=min(self.chunk_size, relations.shape[0]),
-                )
-            )
+            sims.append(_row_blocks(structure_row, (relation, anchor_structure), self.chunk_size))
         return jnp.stack(sims)
 
     def __call__(self, sampler_params, params: Params, model: KGEModel, context):
