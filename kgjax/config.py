@@ -115,6 +115,9 @@ def kge_config(
     # B / chunk * K rows read per step instead of B * K; known triples among them are left out
     # of the loss instead of redrawn. 0: every positive its own negatives (the reference).
     c.negatives.shared_chunk_size = 0
+    # Also score the query's own entity, (h, r, h) or (t, r, t), as one more negative (SimKGC's
+    # self-negative): keeps text-initialised relations from collapsing to the identity.
+    c.negatives.self_negative = False
     # MMRNS (Xu et al., ACM MM 2022; kgjax.train.mmrns_sampler); defaults: the reference's.
     c.negatives.mmrns = ml_collections.ConfigDict()
     c.negatives.mmrns.pool_size = 1500  # entities drawn per step to sample negatives from
@@ -323,6 +326,7 @@ def save(config: ml_collections.ConfigDict, path: str) -> None:
 ADDED_KEYS = {
     "optimizer.row_sparse": False,
     "negatives.shared_chunk_size": 0,
+    "negatives.self_negative": False,
 }
 
 

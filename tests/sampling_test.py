@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from kgjax.data.triples import TripleIndex
 from kgjax.ops import sampling
@@ -126,3 +127,94 @@ def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
         )
         assert np.all(np.asarray(scores)[np.asarray(is_known)] < -1e29)
         assert float(metrics["negatives_false_rate"]) == float(np.mean(is_known))
+
+
+def test_self_negative_scores_the_query_entity_and_leaves_out_known_self_loops():
+    from kgjax import models
+    from kgjax.train.negatives import SampleContext, with_self_negative
+    from kgjax.train.state import TrainData
+
+    triples = random_graph(6)
+    # Self-loops in training: (e, r, e) for the first few positives' own entities.
+    loops = np.stack([triples[:6, 0], triples[:6, 1], triples[:6, 0]], 1)
+    loops_head = np.stack([triples[6:12, 2], triples[6:12, 1], triples[6:12, 2]], 1)
+    graph = np.concatenate([triples, loops, loops_head])
+    known = set(map(tuple, graph))
+    index = DeviceTripleIndex.from_host(TripleIndex.build(graph, V))
+    data = TrainData(jnp.asarray(graph), jnp.ones(len(graph)), index, {})
+    positives = jnp.asarray(triples[:40])
+    model = models.get("rotate", V, R, dim=6, gamma=4.0)
+    params = model.init(jax.random.key(0))
+    entity, relation = params["entity"], params["relation"]
+    head, rel, tail = entity[positives[:, 0]], relation[positives[:, 1]], entity[positives[:, 2]]
+    sampled = jnp.full((40, 3), 0.5)
+    for mode in (sampling.HEAD_BATCH, sampling.TAIL_BATCH):
+        head_batch = mode == sampling.HEAD_BATCH
+        query = model.head_query(rel, tail) if head_batch else model.tail_query(head, rel)
+        context = SampleContext(jax.random.key(1), 0, mode, positives, query, data)
+        scores = np.asarray(
+            jax.jit(with_self_negative, static_argnums=1)(sampled, model, context, head, tail)
+        )
+        assert scores.shape == (40, 4)
+        np.testing.assert_array_equal(scores[:, :3], 0.5)
+        excluded = 0
+        for b, (h, r, t) in enumerate(triples[:40]):
+            own = t if head_batch else h
+            if (own, r, own) in known:
+                assert scores[b, 3] < -1e29
+                excluded += 1
+            else:
+                want = model.score_hrt(params, own, r, own)
+                np.testing.assert_allclose(scores[b, 3], float(want), rtol=1e-5, atol=1e-5)
+        assert 0 < excluded < 40
+
+
+def test_train_step_adds_the_self_negative_to_the_loss():
+    import dataclasses
+
+    import optax
+
+    from kgjax import models
+    from kgjax.train import steps
+    from kgjax.train.state import TrainData, TrainState
+
+    @dataclasses.dataclass(frozen=True)
+    class ConstantSampler:  # K negatives of score 0 each: log sigmoid(0) = -log 2
+        def init(self, rng, model):
+            return {}
+
+        def __call__(self, sampler_params, params, model, context):
+            return jnp.zeros((context.positives.shape[0], 3)), jnp.float32(0.0), {}
+
+    triples = random_graph(7)
+    loops = np.stack([triples[:20, 0], triples[:20, 1], triples[:20, 0]], 1)
+    graph = np.concatenate([triples, loops])
+    known = set(map(tuple, graph))
+    index = DeviceTripleIndex.from_host(TripleIndex.build(graph, V))
+    data = TrainData(jnp.asarray(graph), jnp.ones(len(graph)), index, {})
+    model = models.get("transe", V, R, dim=5, gamma=3.0)
+    state = TrainState.create(model, ConstantSampler(), optax.sgd(0.0), jax.random.key(0))
+    settings = steps.StepSettings(32, None, False, "none", 0.0, self_negative=True)
+    for step in (0, 1):  # head batch, then tail batch
+        state = state.replace(step=jnp.int32(step))
+        _, metrics = steps.train_step(
+            state,
+            data,
+            jax.random.key(3),
+            model=model,
+            sampler=ConstantSampler(),
+            optimizer=optax.sgd(0.0),
+            schedule=optax.constant_schedule(0.0),
+            settings=settings,
+        )
+        mode, positives, _ = steps.select_batch(data, jax.random.key(3), state.step, 32, None)
+        own = np.asarray(positives)[:, 2 if int(mode) == sampling.HEAD_BATCH else 0]
+        r = np.asarray(positives)[:, 1]
+        self_scores = np.asarray(model.score_hrt(state.params, own, r, own))
+        self_terms = np.where(
+            [(e, rr, e) in known for e, rr in zip(own, r, strict=True)],
+            0.0,
+            np.log(1 / (1 + np.exp(self_scores))),
+        )
+        expected = -np.mean((3 * np.log(0.5) + self_terms) / 4)
+        assert float(metrics["negative_loss"]) == pytest.approx(expected, rel=1e-5)

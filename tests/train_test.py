@@ -241,11 +241,14 @@ def test_config_saved_before_a_key_was_added_reads_back_and_resumes(tmp_path):
     config_lib.save(config, path)
     with open(path) as f:
         saved = json.load(f)
-    del saved["negatives"]["shared_chunk_size"], saved["optimizer"]["row_sparse"]
+    for dotted in config_lib.ADDED_KEYS:
+        section, key = dotted.split(".")
+        del saved[section][key]
     with open(path, "w") as f:
         json.dump(saved, f)
     loaded = config_lib.load(path)
     assert loaded.negatives.shared_chunk_size == 0 and loaded.optimizer.row_sparse is False
+    assert loaded.negatives.self_negative is False
     assert config_lib.differences(loaded, config) == []
     config.negatives.shared_chunk_size = 8  # a real change is still one
     assert config_lib.differences(loaded, config) == ["negatives.shared_chunk_size: 0 -> 8"]

@@ -126,6 +126,38 @@ class UniformSampler:
         return scores, jnp.float32(0.0), {"negatives_false_rate": jnp.float32(false_rate)}
 
 
+def with_self_negative(
+    negative_scores: jax.Array,
+    model: KGEModel,
+    context: SampleContext,
+    head: jax.Array,
+    tail: jax.Array,
+) -> jax.Array:
+    """The sampler's negatives plus the query's own entity: [B, K] -> [B, K + 1].
+
+    SimKGC's self-negative (Wang et al., ACL 2022): tail-batch rows also score (h, r, h),
+    head-batch rows (t, r, t). When entities start near their neighbours (a text-initialised
+    table), relations can drift to the identity and every query answers itself; uniform
+    negatives almost never draw the query's own entity, so nothing stops it. A self-loop that
+    is a known training triple gets `_EXCLUDED_SCORE` (no loss, no self-adversarial weight).
+
+    Args:
+      head, tail: float [B, De], the positives' entity rows (already read by the step).
+    """
+    head_batch = context.mode == sampling.HEAD_BATCH
+    own = jnp.where(head_batch, tail, head)  # the side that is not corrupted
+    scores = model.match(context.query, own)  # [B]
+    h, r, t = (context.positives[:, i : i + 1] for i in range(3))
+    index = context.data.index
+    known = jax.lax.cond(
+        head_batch,
+        lambda: index.heads.contains(t, r, t),
+        lambda: index.tails.contains(h, r, h),
+    )[:, 0]
+    scores = jnp.where(known, _EXCLUDED_SCORE, scores)
+    return jnp.concatenate([negative_scores, scores[:, None].astype(negative_scores.dtype)], 1)
+
+
 def from_config(config):
     """The sampler `config.negatives.sampler` names ("uniform", "self_adversarial", "mmrns")."""
     negatives = config.negatives

@@ -25,7 +25,7 @@ from kgjax.models.base import KGEModel
 from kgjax.ops import sampling
 from kgjax.sharding import Layout, RowTap
 from kgjax.train import losses
-from kgjax.train.negatives import SampleContext
+from kgjax.train.negatives import SampleContext, with_self_negative
 from kgjax.train.state import TrainData, TrainState
 
 # Independent streams derived from the root key.
@@ -54,6 +54,7 @@ class StepSettings:
     regularization: float
     row_sparse: bool = False  # config.optimizer.row_sparse
     optimizer: str = "adam"  # config.optimizer.name, for the row-sparse rule
+    self_negative: bool = False  # config.negatives.self_negative
 
     @classmethod
     def from_config(cls, config) -> StepSettings:
@@ -68,6 +69,7 @@ class StepSettings:
             regularization=config.loss.regularization,
             row_sparse=bool(config.optimizer.get("row_sparse", False)),
             optimizer=config.optimizer.name,
+            self_negative=bool(config.negatives.get("self_negative", False)),
         )
 
 
@@ -200,6 +202,8 @@ def train_step(
         negative_scores, sampler_loss, sampler_metrics = sampler(
             sampler_params, tables, model, context
         )
+        if settings.self_negative:
+            negative_scores = with_self_negative(negative_scores, model, context, head, tail)
         loss, parts = losses.negative_sampling_loss(
             positive_scores,
             negative_scores,
