@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,7 +35,7 @@ def test_speed_suite_cpu_mode(tmp_path):
     assert "| umls |" in table and report["device"] in table
 
 
-def test_reproduce_runs_in_slices_and_finishes(tmp_path):
+def test_reproduce_runs_in_slices_and_finishes(tmp_path, monkeypatch):
     workdir = tmp_path / "repro_test"
     command = [
         sys.executable, "bench/reproduce.py", "--config=configs/test.py", f"--workdir={workdir}",
@@ -46,6 +48,18 @@ def test_reproduce_runs_in_slices_and_finishes(tmp_path):
     copied = json.loads((tmp_path / "results" / "repro_test" / "results.json").read_text())
     assert copied["steps"] == 40
     assert (tmp_path / "results" / "repro_test" / "metrics_tail.jsonl").read_text()
+    # bench/self_prediction.py reads the run back and ranks the test split itself: its MRR
+    # must be the run's own.
+    spec = importlib.util.spec_from_file_location(
+        "self_prediction", os.path.join(REPO, "bench", "self_prediction.py")
+    )
+    self_prediction = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(self_prediction)
+    monkeypatch.setenv("KGJAX_TFDS_DIR", str(tmp_path / "tfds"))
+    row = self_prediction.analyse(str(workdir), "test", top_relations=3)
+    assert row["mrr"] == pytest.approx(copied["test"]["both"]["mrr"], rel=1e-5)
+    assert row["hits@10"] == pytest.approx(copied["test"]["both"]["hits@10"], rel=1e-6)
+    assert 0.0 <= row["own_top1"] <= 1.0 and len(row["per_relation"]) == 3
 
 
 def test_step_profile_cpu_mode(tmp_path):
