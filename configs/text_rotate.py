@@ -29,6 +29,10 @@ the learning-rate decay and the cadences follow the length), both run by bench/i
 with the plain baseline beside each. `:<dataset>,full`
 keeps the text settings but takes configs/rotate.py's reference hyper-parameters, for the GPU
 machine.
+
+On WN18RR add `--config.negatives.self_negative=True`: without it the text-initialised
+relations collapse towards the identity and the query's own entity is ranked first (README,
+"Language module"). It stays off here so that the README's tables reproduce as they were run.
 """
 
 import importlib.util
