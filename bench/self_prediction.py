@@ -87,7 +87,7 @@ def analyse(workdir: str, split: str, top_relations: int) -> dict:
         "workdir": workdir,
         "step": run.step,
         "text_init": run.config.text.init,
-        "self_negative": bool(run.config.negatives.get("self_negative", False)),
+        "self_negative": run.config.negatives.self_negative,
         "queries": len(ranks),
         "mrr": float(np.mean(1 / ranks)),
         "hits@1": float(np.mean(ranks <= 1)),

@@ -16,6 +16,28 @@ HEAD_BATCH = 0  # corrupt the head: negatives are (h', r, t)
 TAIL_BATCH = 1  # corrupt the tail: negatives are (h, r, t')
 
 
+def known_corruptions(
+    positives: jax.Array, mode: jax.Array, candidates: jax.Array, tails: CSRSide, heads: CSRSide
+) -> jax.Array:
+    """Whether corrupting each positive's side (`mode`) with a candidate gives a known triple.
+
+    Args:
+      positives: int [B, 3] (head, relation, tail).
+      mode: scalar int, HEAD_BATCH ((c, r, t) is looked up) or TAIL_BATCH ((h, r, c)).
+      candidates: int [B, C], or any shape broadcasting against [B, 1] (e.g. a shared [1, C]).
+      tails, heads: the two sides of the triple index.
+
+    Returns:
+      bool [B, C].
+    """
+    h, r, t = (positives[:, i : i + 1] for i in range(3))
+    return jax.lax.cond(
+        mode == HEAD_BATCH,
+        lambda: heads.contains(t, r, candidates),
+        lambda: tails.contains(h, r, candidates),
+    )
+
+
 def uniform_negatives(key: jax.Array, batch_size: int, num_negatives: int, num_entities: int):
     """Entity ids drawn uniformly with replacement: int32 [B, K]."""
     return jax.random.randint(key, (batch_size, num_negatives), 0, num_entities, jnp.int32)
@@ -54,12 +76,7 @@ def filtered_uniform_negatives(
     batch_size = positives.shape[0]
     num_candidates = max(num_negatives, math.ceil(num_negatives * oversample))
     candidates = uniform_negatives(key, batch_size, num_candidates, num_entities)
-    h, r, t = (positives[:, i : i + 1] for i in range(3))
-    is_true = jax.lax.cond(
-        mode == HEAD_BATCH,
-        lambda: heads.contains(t, r, candidates),
-        lambda: tails.contains(h, r, candidates),
-    )
+    is_true = known_corruptions(positives, mode, candidates, tails, heads)
     # Stable order: kept candidates first in draw order, then rejected ones.
     order_key = jnp.where(is_true, num_candidates, 0) + jnp.arange(num_candidates)[None, :]
     _, keep = jax.lax.top_k(-order_key, num_negatives)
@@ -105,10 +122,4 @@ def shared_negatives(
     if tails is None or heads is None:
         return negatives, jnp.zeros((batch_size, num_negatives), bool)
     per_positive = jnp.repeat(negatives, chunk_size, axis=0)
-    h, r, t = (positives[:, i : i + 1] for i in range(3))
-    known = jax.lax.cond(
-        mode == HEAD_BATCH,
-        lambda: heads.contains(t, r, per_positive),
-        lambda: tails.contains(h, r, per_positive),
-    )
-    return negatives, known
+    return negatives, known_corruptions(positives, mode, per_positive, tails, heads)

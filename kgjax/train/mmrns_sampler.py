@@ -340,10 +340,8 @@ class MMRNSSampler:
         head_batch = context.mode == sampling.HEAD_BATCH
         anchors = jnp.where(head_batch, heads, tails)
         index = context.data.index
-        positive = jax.lax.cond(
-            head_batch,
-            lambda: index.heads.contains(tails[:, None], relations[:, None], pool[None, :]),
-            lambda: index.tails.contains(heads[:, None], relations[:, None], pool[None, :]),
+        positive = sampling.known_corruptions(
+            context.positives, context.mode, pool[None, :], index.tails, index.heads
         )  # [B, N]
 
         sims = self.similarities(

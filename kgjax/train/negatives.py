@@ -145,14 +145,13 @@ def with_self_negative(
       head, tail: float [B, De], the positives' entity rows (already read by the step).
     """
     head_batch = context.mode == sampling.HEAD_BATCH
-    own = jnp.where(head_batch, tail, head)  # the side that is not corrupted
+    # The side that is not corrupted, as rows and as ids.
+    own = jnp.where(head_batch, tail, head)
+    own_ids = jnp.where(head_batch, context.positives[:, 2], context.positives[:, 0])
     scores = model.match(context.query, own)  # [B]
-    h, r, t = (context.positives[:, i : i + 1] for i in range(3))
     index = context.data.index
-    known = jax.lax.cond(
-        head_batch,
-        lambda: index.heads.contains(t, r, t),
-        lambda: index.tails.contains(h, r, h),
+    known = sampling.known_corruptions(
+        context.positives, context.mode, own_ids[:, None], index.tails, index.heads
     )[:, 0]
     scores = jnp.where(known, _EXCLUDED_SCORE, scores)
     return jnp.concatenate([negative_scores, scores[:, None].astype(negative_scores.dtype)], 1)

@@ -67,9 +67,9 @@ class StepSettings:
             subsampling=config.loss.subsampling,
             regularizer=config.loss.regularizer,
             regularization=config.loss.regularization,
-            row_sparse=bool(config.optimizer.get("row_sparse", False)),
+            row_sparse=config.optimizer.row_sparse,
             optimizer=config.optimizer.name,
-            self_negative=bool(config.negatives.get("self_negative", False)),
+            self_negative=config.negatives.self_negative,
         )
 
 
