@@ -7,7 +7,7 @@ Run (from the repository root):
 Encodes FB15k-237's entity descriptions (StAR "name -- first sentence", the default source,
 `kgjax.data.descriptions`) with all-MiniLM-L6-v2 at `--max_length` tokens:
 
-  kgjax mean      `kgjax.encode.encode_texts(pooling="mean", cache=False)`: all 6 layers and
+  kgjax mean      `kgjax.text.encode.encode_texts(pooling="mean", cache=False)`: all 6 layers and
                   masked mean pooling, the sentence-transformers computation.
   kgjax mention   the same with pooling="mention": LM1 only (layers 1..3), JAKET's entity
                   vector, what text-initialised KGE uses.
@@ -38,10 +38,10 @@ import time
 import jax
 import numpy as np
 
-from kgjax import encode
 from kgjax.data import descriptions
 from kgjax.data.catalog import load_dataset, local_folder
-from kgjax.models import pretrained
+from kgjax.models.lm import pretrained
+from kgjax.text import encode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ import jax
 from kgjax import config as config_lib
 from kgjax.data import inductive as inductive_split
 from kgjax.data.catalog import local_folder
-from kgjax.train.loop import train
+from kgjax.train.kge.trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INITS = ("text", "uniform")

@@ -51,8 +51,8 @@ import numpy as np
 
 from kgjax import config as config_lib
 from kgjax import runs
-from kgjax.train import negatives
-from kgjax.train.loop import single_device_chunk, train
+from kgjax.train.kge import negatives
+from kgjax.train.kge.trainer import single_device_chunk, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")

@@ -4,7 +4,7 @@ Run (GPU machine; each command stops before `--budget_minutes` and the next one 
   python bench/reproduce.py --config=configs/rotate.py:fb15k237 --workdir=runs/repro_rotate_fb15k237
   python bench/reproduce.py --config=configs/rotate.py:wn18rr --workdir=runs/repro_rotate_wn18rr
 
-Each slice calls `kgjax.train.loop.train` with `num_steps` raised by `--slice_steps` (a
+Each slice calls `kgjax.train.kge.trainer.train` with `num_steps` raised by `--slice_steps` (a
 resumable key: the learning-rate schedule stays that of the full config), so the run ends
 with exactly the parameters of one uninterrupted run. When the config's full `num_steps`
 is reached, results.json and the last lines of metrics.jsonl are copied to
@@ -33,7 +33,7 @@ def main() -> None:
 
     from kgjax import config as config_lib
     from kgjax.checkpoints import Checkpointer
-    from kgjax.train.loop import train
+    from kgjax.train.kge.trainer import train
 
     config = config_lib.from_file(os.path.join(REPO, args.config))
     target = config.num_steps

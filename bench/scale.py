@@ -93,14 +93,14 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
-from kgjax import models  # noqa: E402
 from kgjax.data.triples import TripleIndex, subsampling_weights  # noqa: E402
+from kgjax.models import kge as models  # noqa: E402
 from kgjax.ops.triple_index import DeviceTripleIndex  # noqa: E402
-from kgjax.sharding import Layout  # noqa: E402
-from kgjax.train.negatives import UniformSampler  # noqa: E402
+from kgjax.parallel.layout import Layout  # noqa: E402
+from kgjax.train.kge.negatives import UniformSampler  # noqa: E402
+from kgjax.train.kge.state import TrainData, TrainState  # noqa: E402
+from kgjax.train.kge.step import StepSettings, make_train_chunk  # noqa: E402
 from kgjax.train.optimizers import make_optimizer  # noqa: E402
-from kgjax.train.state import TrainData, TrainState  # noqa: E402
-from kgjax.train.steps import StepSettings, make_train_chunk  # noqa: E402
 
 MB = 2**20
 

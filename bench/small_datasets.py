@@ -24,7 +24,7 @@ import time
 import jax
 
 from kgjax import config as config_lib
-from kgjax.train.loop import train
+from kgjax.train.kge.trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

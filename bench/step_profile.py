@@ -7,13 +7,13 @@ Run:
       --set=negatives.num_negatives=256 --set=model.dim=200 --models=rotate \
       --variants=reference,autodiff_distance --steps=10 --calls=10   # larger shapes on CPU
 
-Every variant is `kgjax.train.steps.make_train_chunk` on the real data (FB15k-237 with the
+Every variant is `kgjax.train.kge.step.make_train_chunk` on the real data (FB15k-237 with the
 RotatE repository's config on the GPU; UMLS-sized widths on CPU), compiled once, then timed
 over `--calls` calls of `--steps` steps (after a warm-up call); ms/step is the median call.
 
   reference           the config as it is: filtered self-adversarial negatives, one set per
                       positive, dense Adam; TransE/RotatE distances with the recomputing
-                      backward of `kgjax.models.base._recomputing_vjp`
+                      backward of `kgjax.models.kge.base._recomputing_vjp`
   autodiff_distance   the distance differentiated by plain autodiff (the residuals the
                       recomputing backward avoids)
   unfiltered          negatives not checked against the training triples
@@ -41,9 +41,9 @@ import jax.numpy as jnp
 
 from kgjax import config as config_lib
 from kgjax import runs
-from kgjax.models import base
-from kgjax.models.translational import RotatE, TransE
-from kgjax.train.loop import single_device_chunk
+from kgjax.models.kge import base
+from kgjax.models.kge.translational import RotatE, TransE
+from kgjax.train.kge.trainer import single_device_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {

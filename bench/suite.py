@@ -7,7 +7,7 @@ Run (CPU smoke mode, what CI runs: UMLS with small widths; checks the suite, not
   python bench/suite.py --mode=cpu --out=/tmp/suite_cpu
 
 Parts (all run by default; `--parts` picks some):
-  kgjax_train    steps/s of `kgjax.train.loop.train` (steady state, after the first call)
+  kgjax_train    steps/s of `kgjax.train.kge.trainer.train` (steady state, after the first call)
   kgjax_train_shared  the same with chunk-shared negatives (`negatives.shared_chunk_size`:
                  each chunk of positives shares its K negatives, DGL-KE's default chunking)
   kgjax_eval     seconds of a full filtered test evaluation (both sides, realistic ranks)
@@ -88,7 +88,7 @@ def peak_memory_bytes() -> int | None:
 
 
 def kgjax_train(case: Case, dataset, shared_chunk_size: int = 0) -> dict:
-    from kgjax.train.loop import train
+    from kgjax.train.kge.trainer import train
 
     # Two device calls of `train_steps` each: `train` times only the second (the first compiles).
     config = load_config(case, 2 * case.train_steps)

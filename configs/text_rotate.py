@@ -4,7 +4,7 @@ The entity table starts as the entities' MiniLM description vectors (JAKET menti
 projected to the entity width by a Gaussian random projection and scaled to RotatE's uniform
 init range; after training, entities absent from the training split get rows from their text
 through a ridge map fitted on the trained entities, and results.json gains an "inductive"
-block (`kgjax.text_init`, `kgjax.evaluation.inductive`). The plain baseline is the same config
+block (`kgjax.text.init`, `kgjax.evaluation.inductive`). The plain baseline is the same config
 with `--config.text.init=uniform` (same budget; the same text map is fitted for its inductive
 numbers, and its "as_trained" numbers are the random rows a plain model has).
 

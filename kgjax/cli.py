@@ -21,7 +21,7 @@ from kgjax.config import ConfigError
 from kgjax.data import catalog, inductive
 from kgjax.data.triples import DataError, UnknownNameError
 from kgjax.runs import RunError
-from kgjax.train.loop import TrainingDiverged, train
+from kgjax.train.kge.trainer import TrainingDiverged, train
 
 USAGE = __doc__.split("\n\n", 1)[1]
 COMMANDS = ("train", "evaluate", "predict", "export", "split")

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 import ml_collections
 
 from kgjax.data.descriptions import ENTITY_SOURCES
-from kgjax.encode import POOLINGS
-from kgjax.models import MODELS
-from kgjax.models.text_projection import INITS, PROJECTIONS
-from kgjax.sharding import parse_axes
+from kgjax.models.kge import MODELS
+from kgjax.parallel.layout import parse_axes
+from kgjax.text.encode import POOLINGS
+from kgjax.text.projection import INITS, PROJECTIONS
 
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
@@ -75,7 +75,7 @@ def kge_config(
     c.model.gamma = gamma
     c.model.entity_chunk_size = 4096
 
-    # Entity descriptions (kgjax.text_init): text-initialised tables, inductive evaluation.
+    # Entity descriptions (kgjax.text.init): text-initialised tables, inductive evaluation.
     c.text = ml_collections.ConfigDict()
     c.text.init = "uniform"  # uniform (the reference) | text: the entity table from descriptions
     c.text.projection = "random"  # init=text: text width -> entity width, random | pca
@@ -97,7 +97,7 @@ def kge_config(
     c.optimizer.warmup_steps = 0
     # Keep the tables' gradients per row (no table-sized gradient buffer: peak memory of a
     # split table is table + moments); the same update up to float rounding. Pays off when
-    # the table is much larger than a step's rows (kgjax.train.steps._row_sparse_update).
+    # the table is much larger than a step's rows (kgjax.train.kge.step._row_sparse_update).
     c.optimizer.row_sparse = False
 
     c.loss = ml_collections.ConfigDict()
@@ -118,7 +118,7 @@ def kge_config(
     # Also score the query's own entity, (h, r, h) or (t, r, t), as one more negative (SimKGC's
     # self-negative): keeps text-initialised relations from collapsing to the identity.
     c.negatives.self_negative = False
-    # MMRNS (Xu et al., ACM MM 2022; kgjax.train.mmrns_sampler); defaults: the reference's.
+    # MMRNS (Xu et al., ACM MM 2022; kgjax.train.kge.mmrns); defaults: the reference's.
     c.negatives.mmrns = ml_collections.ConfigDict()
     c.negatives.mmrns.pool_size = 1500  # entities drawn per step to sample negatives from
     c.negatives.mmrns.epsilon0 = 10.0  # exploration: epsilon = epsilon0 / (1 + log(step + 1))
@@ -147,7 +147,7 @@ def kge_config(
     c.eval_every_steps = max(num_steps // 10, 1)
     c.checkpoint_every_steps = max(num_steps // 10, 1)
 
-    # Devices (kgjax.sharding): "data" splits the batch, "model" splits the tables' rows;
+    # Devices (kgjax.parallel.layout): "data" splits the batch, "model" splits the tables' rows;
     # one size may be -1 (the remaining devices). The default replicates the tables (data
     # parallelism); (("data", 1), ("model", 8)) splits a table too big for one device.
     c.mesh = ml_collections.ConfigDict()

@@ -20,10 +20,10 @@ import ml_collections
 import numpy as np
 
 from kgjax import config as config_lib
-from kgjax import models
 from kgjax.checkpoints import Checkpointer
 from kgjax.data.triples import KGDataset, Vocabulary
-from kgjax.sharding import DEFAULT_AXES, MODEL, Layout
+from kgjax.models import kge as models
+from kgjax.parallel.layout import DEFAULT_AXES, MODEL, Layout
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -124,9 +124,9 @@ def restore(workdir: str, devices=None) -> TrainedRun:
     Raises:
       RunError: the workdir has no config, vocabulary or checkpoint.
     """
-    from kgjax.train import negatives
+    from kgjax.train.kge import negatives
+    from kgjax.train.kge.state import TrainState
     from kgjax.train.optimizers import make_optimizer
-    from kgjax.train.state import TrainState
 
     for name in (CONFIG_FILE, VOCAB_FILE):
         if not os.path.isfile(os.path.join(workdir, name)):

@@ -80,7 +80,7 @@ def abstract_data(layout, sizes: dict, index_stats: dict, features: dict):
     import jax.numpy as jnp
 
     from kgjax.ops.triple_index import CSRSide, DeviceTripleIndex
-    from kgjax.train.state import TrainData
+    from kgjax.train.kge.state import TrainData
 
     def sds(shape, dtype, *logical):
         sharding = layout.sharding(*logical) if logical else layout.replicated
@@ -140,10 +140,10 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
     from kgjax import config as config_lib
     from kgjax import runs
     from kgjax.evaluation import link_prediction
-    from kgjax.train import negatives
+    from kgjax.train.kge import negatives
+    from kgjax.train.kge.state import TrainState
+    from kgjax.train.kge.step import StepSettings, make_train_chunk
     from kgjax.train.optimizers import make_optimizer
-    from kgjax.train.state import TrainState
-    from kgjax.train.steps import StepSettings, make_train_chunk
 
     config_lib.validate(config)
     sampler = negatives.from_config(config)

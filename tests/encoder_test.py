@@ -1,4 +1,4 @@
-"""Tests for kgjax.models.encoder, kgjax.models.pretrained and kgjax.encode.
+"""Tests for kgjax.models.lm.encoder, kgjax.models.lm.pretrained and kgjax.text.encode.
 
 The encoder is checked against a float64 NumPy forward written here from the BERT formulas
 (runs everywhere) and, where torch and sentence-transformers are installed, against
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from kgjax import encode
-from kgjax.models import encoder, pretrained
+from kgjax.models.lm import encoder, pretrained
+from kgjax.text import encode
 
 SENTENCES = [
     "The Sun is the star at the center of the Solar System.",

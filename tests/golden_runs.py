@@ -33,10 +33,14 @@ RUNS = {
     "mmrns_synthetic": (
         "configs/test.py",
         [
-            "negatives.sampler=mmrns", "negatives.mmrns.text=synthetic",
-            "negatives.mmrns.visual=synthetic", "negatives.mmrns.num_regions=5",
-            "negatives.mmrns.visual_width=12", "negatives.mmrns.text_width=16",
-            "negatives.mmrns.num_sentences=3", "negatives.mmrns.pool_size=100",
+            "negatives.sampler=mmrns",
+            "negatives.mmrns.text=synthetic",
+            "negatives.mmrns.visual=synthetic",
+            "negatives.mmrns.num_regions=5",
+            "negatives.mmrns.visual_width=12",
+            "negatives.mmrns.text_width=16",
+            "negatives.mmrns.num_sentences=3",
+            "negatives.mmrns.pool_size=100",
             "negatives.mmrns.chunk_size=16",
         ],
         {},
@@ -45,7 +49,9 @@ RUNS = {
     "text_init_umls": (
         "configs/test.py",
         [
-            "text.init=text", "text.inductive=True", "text.max_length=32",
+            "text.init=text",
+            "text.inductive=True",
+            "text.max_length=32",
             f"text.descriptions_dir={DATA_DIR / 'umls'}",
         ],
         {},
@@ -60,7 +66,8 @@ RUNS = {
     "sharded_relations_chunk_shared": (
         "configs/test.py",
         [
-            "mesh.axes=(('data',4),('model',2))", "mesh.shard_relations=True",
+            "mesh.axes=(('data',4),('model',2))",
+            "mesh.shard_relations=True",
             "negatives.shared_chunk_size=16",
         ],
         EIGHT_DEVICES,
@@ -111,8 +118,17 @@ def differences(expected, actual, path: str = "") -> list[str]:
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return [f"{path}: {len(expected)} entries recorded, {len(actual)} now"]
-        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in differences(e, a, f"{path}[{i}]")]
-    both_nan = isinstance(expected, float) and isinstance(actual, float) and math.isnan(expected) and math.isnan(actual)
+        return [
+            d
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for d in differences(e, a, f"{path}[{i}]")
+        ]
+    both_nan = (
+        isinstance(expected, float)
+        and isinstance(actual, float)
+        and math.isnan(expected)
+        and math.isnan(actual)
+    )
     return [] if both_nan or expected == actual else [f"{path}: {expected!r} recorded, {actual!r} now"]  # fmt: skip
 
 

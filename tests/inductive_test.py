@@ -7,12 +7,13 @@ import jax
 import numpy as np
 import pytest
 
-from kgjax import cli, models
+from kgjax import cli
 from kgjax.data import inductive as split_lib
 from kgjax.data.catalog import load_dataset
 from kgjax.data.triples import DataError, build_dataset
 from kgjax.evaluation import inductive
 from kgjax.evaluation.link_prediction import Evaluator, evaluate
+from kgjax.models import kge as models
 
 
 def _raw(seed=0, num_entities=40, num_relations=3, num_triples=300):

@@ -12,13 +12,15 @@ import numpy as np
 import optax
 import pytest
 
-from kgjax import models
 from kgjax.config import ConfigError
 from kgjax.data.catalog import load_dataset
-from kgjax.models.mmrns import KCA
-from kgjax.train import mmrns_sampler, negatives, steps
-from kgjax.train.loop import train
-from kgjax.train.state import TrainData, TrainState
+from kgjax.models import kge as models
+from kgjax.models.kge.kca import KCA
+from kgjax.train.kge import mmrns as mmrns_sampler
+from kgjax.train.kge import negatives
+from kgjax.train.kge import step as steps
+from kgjax.train.kge.state import TrainData, TrainState
+from kgjax.train.kge.trainer import train
 
 REPO = pathlib.Path(__file__).parents[1]
 DATA_DIR = pathlib.Path(os.environ.get("KGJAX_DATA_DIR", REPO / ".." / "shared" / "data"))

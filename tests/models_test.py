@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kgjax import models
-from kgjax.models import base
+from kgjax.models import kge as models
+from kgjax.models.kge import base
 
 V, R, D = 23, 5, 8
 

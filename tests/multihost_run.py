@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sharded_runs import config  # noqa: E402
 
 from kgjax import runs  # noqa: E402
-from kgjax.train.loop import train  # noqa: E402
-from kgjax.train.state import TrainData  # noqa: E402
+from kgjax.train.kge.state import TrainData  # noqa: E402
+from kgjax.train.kge.trainer import train  # noqa: E402
 
 
 def main(process_id: int, port: int, workdir: str, out: str) -> None:

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kgjax import models
 from kgjax.data.triples import TripleIndex
 from kgjax.evaluation.link_prediction import evaluate
 from kgjax.evaluation.metrics import rank_metrics
+from kgjax.models import kge as models
 from kgjax.ops.ranking import filtered_ranks
 from kgjax.ops.triple_index import DeviceTripleIndex
 

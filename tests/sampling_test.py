@@ -98,9 +98,9 @@ def test_shared_negatives_mark_exactly_the_known_pairs_in_both_modes():
 
 
 def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
-    from kgjax import models
-    from kgjax.train.negatives import SampleContext, UniformSampler
-    from kgjax.train.state import TrainData
+    from kgjax.models import kge as models
+    from kgjax.train.kge.negatives import SampleContext, UniformSampler
+    from kgjax.train.kge.state import TrainData
 
     triples = random_graph(4)
     index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
@@ -130,9 +130,9 @@ def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
 
 
 def test_self_negative_scores_the_query_entity_and_leaves_out_known_self_loops():
-    from kgjax import models
-    from kgjax.train.negatives import SampleContext, with_self_negative
-    from kgjax.train.state import TrainData
+    from kgjax.models import kge as models
+    from kgjax.train.kge.negatives import SampleContext, with_self_negative
+    from kgjax.train.kge.state import TrainData
 
     triples = random_graph(6)
     # Self-loops in training: (e, r, e) for the first few positives' own entities.
@@ -174,9 +174,9 @@ def test_train_step_adds_the_self_negative_to_the_loss():
 
     import optax
 
-    from kgjax import models
-    from kgjax.train import steps
-    from kgjax.train.state import TrainData, TrainState
+    from kgjax.models import kge as models
+    from kgjax.train.kge import step as steps
+    from kgjax.train.kge.state import TrainData, TrainState
 
     @dataclasses.dataclass(frozen=True)
     class ConstantSampler:  # K negatives of score 0 each: log sigmoid(0) = -log 2

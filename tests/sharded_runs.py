@@ -34,9 +34,9 @@ from kgjax import runs  # noqa: E402
 from kgjax.checkpoints import Checkpointer  # noqa: E402
 from kgjax.evaluation.link_prediction import Evaluator, score_all  # noqa: E402
 from kgjax.train import negatives  # noqa: E402
-from kgjax.train.loop import train  # noqa: E402
+from kgjax.train.kge.state import TrainState  # noqa: E402
+from kgjax.train.kge.trainer import train  # noqa: E402
 from kgjax.train.optimizers import make_optimizer  # noqa: E402
-from kgjax.train.state import TrainState  # noqa: E402
 
 # Devices -> mesh. 8 splits both tables 8 ways: UMLS's 135 entities and 46 relations pad
 # to 136 and 48 rows.

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from kgjax import config as config_lib
-from kgjax import models, sharding
+from kgjax.models import kge as models
 from kgjax.ops.ranking import filtered_rank_counts, filtered_ranks, ranks_from_counts
-from kgjax.train.steps import shuffled_positions
+from kgjax.parallel import layout as sharding
+from kgjax.train.kge.step import shuffled_positions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-5  # parameters after 20 Adam steps: float summation order only

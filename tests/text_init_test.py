@@ -1,4 +1,4 @@
-"""Tests for kgjax.text_init: where descriptions are found, the text-initialised state, and a
+"""Tests for kgjax.text.init: where descriptions are found, the text-initialised state, and a
 text-initialised training run with inductive evaluation on a UMLS inductive split.
 
 Needs the UMLS descriptions (`$KGJAX_DATA_DIR/umls/kg-bert`, default ../shared/data) and the
@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 
 from kgjax import config as config_lib
-from kgjax import runs, text_init
+from kgjax import runs
 from kgjax.data import inductive as split_lib
 from kgjax.data.catalog import load_dataset
 from kgjax.data.triples import DataError
 from kgjax.evaluation import inductive
-from kgjax.models import pretrained, text_projection
-from kgjax.train import negatives
-from kgjax.train.loop import train
+from kgjax.models.lm import pretrained
+from kgjax.text import init as text_init
+from kgjax.text import projection as text_projection
+from kgjax.train.kge import negatives
+from kgjax.train.kge.state import TrainState
+from kgjax.train.kge.trainer import train
 from kgjax.train.optimizers import make_optimizer
-from kgjax.train.state import TrainState
 
 REPO = pathlib.Path(__file__).parents[1]
 DATA_DIR = pathlib.Path(os.environ.get("KGJAX_DATA_DIR", REPO / ".." / "shared" / "data"))

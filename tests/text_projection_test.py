@@ -1,9 +1,9 @@
-"""Tests for kgjax.models.text_projection: initial tables from text and the ridge text map."""
+"""Tests for kgjax.text.projection: initial tables from text and the ridge text map."""
 
 import numpy as np
 import pytest
 
-from kgjax.models import text_projection as tp
+from kgjax.text import projection as tp
 
 
 def _text(n=40, width=12, seed=0):

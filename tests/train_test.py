@@ -15,7 +15,7 @@ from kgjax import cli, runs
 from kgjax import config as config_lib
 from kgjax.config import ConfigError
 from kgjax.data.triples import DataError
-from kgjax.train.loop import TrainingDiverged, train
+from kgjax.train.kge.trainer import TrainingDiverged, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

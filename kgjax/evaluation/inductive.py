@@ -29,8 +29,8 @@ import numpy as np
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.evaluation.link_prediction import evaluate as evaluate_triples
-from kgjax.models.base import KGEModel, Params
-from kgjax.models.text_projection import TextMap, fit_text_map
+from kgjax.models.kge.base import KGEModel, Params
+from kgjax.text.projection import TextMap, fit_text_map
 
 
 def seen_entities(train: np.ndarray, num_entities: int) -> np.ndarray:

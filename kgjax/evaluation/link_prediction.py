@@ -4,7 +4,7 @@ For each evaluation triple the true tail is ranked among all entities given (h, 
 the true head given (r, t), with every other known true triple filtered out. All batches
 run in one device call (lax.map inside a shard_map); only the [4, n] ranks come back.
 
-On a mesh (see `kgjax.sharding`) the evaluation triples are split along "data" and the
+On a mesh (see `kgjax.parallel.layout`) the evaluation triples are split along "data" and the
 entity table along "model": each device scores its batch slice against its own entity rows
 only, counts how many of them beat the true answer (`ops.ranking.filtered_rank_counts`),
 and a psum over "model" adds the counts. The [B, V] score matrix is never assembled, the
@@ -24,10 +24,10 @@ from jax.sharding import PartitionSpec as P
 
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.metrics import link_prediction_metrics
-from kgjax.models.base import KGEModel, Params
+from kgjax.models.kge.base import KGEModel, Params
 from kgjax.ops.ranking import filtered_rank_counts, ranks_from_counts
 from kgjax.ops.triple_index import DeviceTripleIndex
-from kgjax.sharding import TABLES, Layout, shard_map
+from kgjax.parallel.layout import TABLES, Layout, shard_map
 
 
 def _true_scores(layout: Layout, scores, true_ids, offset):

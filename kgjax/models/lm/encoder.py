@@ -4,7 +4,7 @@ The encoder is BERT (Devlin et al., "BERT: Pre-training of Deep Bidirectional Tr
 Language Understanding", NAACL 2019) or RoBERTa (Liu et al., "RoBERTa: A Robustly Optimized
 BERT Pretraining Approach", 2019): embeddings (word + token type + position, then LayerNorm),
 then post-LN transformer layers (multi-head self-attention over the unpadded tokens, exact-erf
-GELU MLP), matching the Hugging Face checkpoints that `kgjax.models.pretrained` loads.
+GELU MLP), matching the Hugging Face checkpoints that `kgjax.models.lm.pretrained` loads.
 
 The layers are split at `config.split_layer = k` as in JAKET (Yu et al., "JAKET: Joint
 Pre-training of Knowledge Graph and Language Understanding", AAAI 2022): LM1 = layers 1..k,

@@ -3,7 +3,7 @@
 The device runs `chunk_length(config)` steps per call; the host only looks at the chunk's
 metrics (for the NaN check and logs), saves checkpoints and evaluates at the cadences.
 
-The run spans the mesh of `config.mesh` (see `kgjax.sharding`): the state is created or
+The run spans the mesh of `config.mesh` (see `kgjax.parallel.layout`): the state is created or
 restored directly into its shards, and with `config.mesh.distributed` (or
 `KGJAX_DISTRIBUTED=1`) every host runs this same loop as one process of a multi-host run;
 process 0 writes the workdir's files, all of them write the checkpoints together.
@@ -22,13 +22,15 @@ import numpy as np
 from tqdm import tqdm
 
 from kgjax import config as config_lib
-from kgjax import runs, sharding, text_init
+from kgjax import runs
 from kgjax.checkpoints import Checkpointer
 from kgjax.evaluation.link_prediction import Evaluator
-from kgjax.train import negatives
+from kgjax.parallel import layout as sharding
+from kgjax.text import init as text_init
+from kgjax.train.kge import negatives
+from kgjax.train.kge.state import TrainData, TrainState
+from kgjax.train.kge.step import StepSettings, make_train_chunk
 from kgjax.train.optimizers import make_optimizer
-from kgjax.train.state import TrainData, TrainState
-from kgjax.train.steps import StepSettings, make_train_chunk
 from kgjax.train.writer import MetricsWriter, flatten_metrics
 
 

@@ -6,7 +6,7 @@ ACM MM 2022 (reference code: github.com/quqxui/MMRNS, `run_gumbel.py`). At every
 1. A pool of N entities is drawn uniformly without replacement, shared by the batch (the
    reference's `pre_sample_num`, 1,500), so the cost does not grow with V.
 2. The corrupted side's true entity (the anchor) and every pool entity are represented per
-   modality by `kgjax.models.mmrns.KCA` under the triple's relation: text and visual features
+   modality by `kgjax.models.kge.kca.KCA` under the triple's relation: text and visual features
    through knowledge-guided cross-modal attention, and the KGE model's own embeddings through
    the structural gate. sim_m[b, n] is the cosine of anchor b and pool entity n in modality m.
 3. The sampling distribution is p = mean_m softmax(sim_m / epsilon), with the exploration
@@ -27,8 +27,8 @@ Where this differs from the reference, and why:
   the sums over the whole batch. Drawn negatives weigh their self-adversarial weight, as the
   paper says; the reference multiplies it by 1/N.
 - Cosines backpropagate through the norms (the reference detaches them).
-- Padded sentences and regions are masked (see `kgjax.models.mmrns`).
-- Without visual features, the text guides itself (see `kgjax.models.mmrns`).
+- Padded sentences and regions are masked (see `kgjax.models.kge.kca`).
+- Without visual features, the text guides itself (see `kgjax.models.kge.kca`).
 
 Shapes: B batch, K negatives, N pool, V entities, M modalities, L rows per entity (sentences
 or regions), D feature width, De entity width.
@@ -46,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from kgjax.config import ConfigError
-from kgjax.models.base import KGEModel, Params
-from kgjax.models.mmrns import KCA
+from kgjax.models.kge.base import KGEModel, Params
+from kgjax.models.kge.kca import KCA
 from kgjax.ops import gumbel, sampling
 
 # Feature sources besides a file path.
@@ -268,7 +268,7 @@ class MMRNSSampler:
           float [M, B, N], modalities in the order of `KCA.modalities`, then the structure.
         """
         kca = self.kca(model)
-        # Tables are read by rows only, so that a mesh-split table (`kgjax.sharding.TableView`)
+        # Tables are read by rows only, so that a mesh-split table (`kgjax.parallel.layout.TableView`)
         # works as well as an array.
         relation = params["relation"][relations]  # [B, Dr]
         num_relations = params["relation"].shape[0]
@@ -449,9 +449,10 @@ def _encode_descriptions(config, dataset, num_sentences: int) -> tuple[np.ndarra
     Sentences are mean-pooled (the sentence-transformers embedding, as the reference's SBERT
     vectors), whatever `config.text.pooling` says: the entity's mention is in one sentence.
     """
-    from kgjax import encode, text_init
     from kgjax.data import descriptions
-    from kgjax.models import pretrained
+    from kgjax.models.lm import pretrained
+    from kgjax.text import encode
+    from kgjax.text import init as text_init
 
     texts = descriptions.entity_descriptions(
         text_init.descriptions_folder(config), dataset.entities.names, config.text.source or None

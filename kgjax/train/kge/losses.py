@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from kgjax.models.base import KGEModel, Params, split_complex
+from kgjax.models.kge.base import KGEModel, Params, split_complex
 
 
 def negative_sampling_loss(

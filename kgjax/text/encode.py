@@ -34,7 +34,7 @@ import numpy as np
 import tqdm
 
 from kgjax.data import descriptions
-from kgjax.models import encoder, pretrained
+from kgjax.models.lm import encoder, pretrained
 
 POOLINGS = ("mention", "mean")
 _CACHE_FORMAT = 1

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kgjax.models.base import KGEModel, Params, complex_distance, l1_distance, split_complex
+from kgjax.models.kge.base import KGEModel, Params, complex_distance, l1_distance, split_complex
 
 
 @dataclasses.dataclass(frozen=True)

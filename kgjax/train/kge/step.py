@@ -4,7 +4,7 @@
 fold_in(root_key, step), so a resumed run replays exactly what the uninterrupted run drew.
 Static settings are bound by `make_train_chunk` before `jax.jit`.
 
-With a `kgjax.sharding.Layout` the same step runs over a mesh: the batch is split over all
+With a `kgjax.parallel.layout.Layout` the same step runs over a mesh: the batch is split over all
 devices, the tables are read through `Layout.take` (samplers and regularisers get
 `TableView`s), and XLA partitions the rest. The random draws do not depend on the mesh, so
 1, 2, 4 or 8 devices take the same steps up to float summation order.
@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from kgjax.models.base import KGEModel
+from kgjax.models.kge.base import KGEModel
 from kgjax.ops import sampling
-from kgjax.sharding import Layout, RowTap
-from kgjax.train import losses
-from kgjax.train.negatives import SampleContext, with_self_negative
-from kgjax.train.state import TrainData, TrainState
+from kgjax.parallel.layout import Layout, RowTap
+from kgjax.train.kge import losses
+from kgjax.train.kge.negatives import SampleContext, with_self_negative
+from kgjax.train.kge.state import TrainData, TrainState
 
 # Independent streams derived from the root key.
 _SHUFFLE_STREAM = 1

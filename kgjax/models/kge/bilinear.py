@@ -10,7 +10,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from kgjax.models.base import KGEModel, split_complex
+from kgjax.models.kge.base import KGEModel, split_complex
 
 
 @dataclasses.dataclass(frozen=True)

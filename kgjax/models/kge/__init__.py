@@ -1,0 +1,42 @@
+"""Knowledge-graph embedding models: stateless interactions over entity and relation tables.
+
+model = kgjax.models.kge.get("rotate", num_entities, num_relations, dim=500, gamma=6.0)
+params = model.init(jax.random.key(0))
+model.score_t(params, h, r)  # [B, V]
+"""
+
+from __future__ import annotations
+
+from kgjax.models.kge.base import KGEModel, Params
+from kgjax.models.kge.bilinear import ComplEx, DistMult
+from kgjax.models.kge.translational import RotatE, TransE
+
+MODELS: dict[str, type[KGEModel]] = {cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE)}
+
+
+def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel:
+    """Builds a KGE model by name (case-insensitive): transe, distmult, complex, rotate.
+
+    Args:
+      name: the model's name.
+      num_entities: V.
+      num_relations: R.
+      **hparams: `dim`, `gamma`, `entity_chunk_size`.
+
+    Raises:
+      ValueError: an unknown model name or hyper-parameter.
+    """
+    cls = MODELS.get(name.lower())
+    if cls is None:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    known = {"dim", "gamma", "entity_chunk_size"}
+    unknown = set(hparams) - known
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) for {name}: {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return cls(num_entities=num_entities, num_relations=num_relations, **hparams)
+
+
+__all__ = ["MODELS", "ComplEx", "DistMult", "KGEModel", "Params", "RotatE", "TransE", "get"]

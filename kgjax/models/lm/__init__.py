@@ -1,0 +1,1 @@
+"""kgjax/models/lm."""
