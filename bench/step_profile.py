@@ -43,6 +43,7 @@ from kgjax import config as config_lib
 from kgjax import runs
 from kgjax.models.kge import base
 from kgjax.models.kge.translational import RotatE, TransE
+from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge.trainer import single_device_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +98,7 @@ def variants(shared_chunk_size: int) -> dict[str, dict]:
 
 def load_config(model: str, dataset: str, overrides: dict):
     config = config_lib.from_file(os.path.join(REPO, f"configs/{model}.py:{dataset}"), overrides)
-    config_lib.validate(config)
+    kge_config_lib.validate(config)
     return config
 
 

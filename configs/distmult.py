@@ -10,7 +10,7 @@ fb15k237, wn18rr and countries_s* are the lines of best_config.sh
 small configs for fast CPU runs.
 """
 
-from kgjax.config import kge_config
+from kgjax.train.kge.config import kge_config
 
 # best_config.sh: batch, negatives, dim, gamma, temperature (-a), lr, max_steps, test batch, -r.
 SETTINGS = {

@@ -17,7 +17,7 @@ StAR's "Name -- first sentence" (two sentences kept), WN18RR's KG-BERT "lemma, d
 four); no visual features exist for these datasets.
 """
 
-from kgjax.config import kge_config
+from kgjax.train.kge.config import kge_config
 
 # batch, negatives, dim, gamma, temperature (-a), lr, max_steps, test batch (configs/<model>.py).
 SETTINGS = {

@@ -5,7 +5,7 @@ Run:
   kgjax train --config=configs/test.py:distmult --workdir=/tmp/kgjax_test_distmult
 """
 
-from kgjax.config import kge_config
+from kgjax.train.kge.config import kge_config
 
 
 def get_config(model: str = "rotate"):

@@ -38,7 +38,7 @@ relations collapse towards the identity and the query's own entity is ranked fir
 import importlib.util
 import pathlib
 
-from kgjax.config import kge_config
+from kgjax.train.kge.config import kge_config
 
 # configs/ is a folder of files, not a package: rotate.py's reference settings by path.
 _spec = importlib.util.spec_from_file_location(

@@ -24,6 +24,7 @@ from kgjax.checkpoints import Checkpointer
 from kgjax.data.triples import KGDataset, Vocabulary
 from kgjax.models import kge as models
 from kgjax.parallel.layout import DEFAULT_AXES, MODEL, Layout
+from kgjax.train.kge import config as kge_config_lib
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -131,7 +132,7 @@ def restore(workdir: str, devices=None) -> TrainedRun:
     for name in (CONFIG_FILE, VOCAB_FILE):
         if not os.path.isfile(os.path.join(workdir, name)):
             raise RunError(f"{workdir}: no {name}; is this the workdir of a `kgjax train` run?")
-    config = config_lib.load(os.path.join(workdir, CONFIG_FILE))
+    config = kge_config_lib.load(os.path.join(workdir, CONFIG_FILE))
     with open(os.path.join(workdir, VOCAB_FILE)) as f:
         vocab = json.load(f)
     entities, relations = (

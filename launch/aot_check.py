@@ -137,15 +137,15 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
     import jax.numpy as jnp
     import numpy as np
 
-    from kgjax import config as config_lib
     from kgjax import runs
     from kgjax.evaluation import link_prediction
+    from kgjax.train.kge import config as kge_config_lib
     from kgjax.train.kge import negatives
     from kgjax.train.kge.state import TrainState
     from kgjax.train.kge.step import StepSettings, make_train_chunk
     from kgjax.train.optimizers import make_optimizer
 
-    config_lib.validate(config)
+    kge_config_lib.validate(config)
     sampler = negatives.from_config(config)
     if sizes is None:
         dataset = runs.load_dataset(config.data)
@@ -178,7 +178,7 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
     key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=layout.replicated)
     chunk = make_train_chunk(
         model, sampler, optimizer, schedule, StepSettings.from_config(config),
-        config_lib.chunk_length(config), layout, jax.tree.map(lambda x: x.sharding, state),
+        kge_config_lib.chunk_length(config), layout, jax.tree.map(lambda x: x.sharding, state),
     )  # fmt: skip
     train = chunk.lower(state, data, key).compile().memory_analysis()
 

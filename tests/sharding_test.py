@@ -20,6 +20,7 @@ from kgjax import config as config_lib
 from kgjax.models import kge as models
 from kgjax.ops.ranking import filtered_rank_counts, filtered_ranks, ranks_from_counts
 from kgjax.parallel import layout as sharding
+from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge.step import shuffled_positions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,13 +53,13 @@ def test_config_has_a_mesh_that_validates_and_may_change_on_resume():
 
     config = test_config()
     assert tuple(map(tuple, config.mesh.axes)) == sharding.DEFAULT_AXES
-    config_lib.validate(config)
+    kge_config_lib.validate(config)
     config.mesh.axes = (("data", 2), ("tensor", 4))
     with pytest.raises(config_lib.ConfigError, match="config.mesh.axes"):
-        config_lib.validate(config)
+        kge_config_lib.validate(config)
     moved = test_config()
     moved.mesh.axes = (("data", 1), ("model", 8))
-    assert config_lib.differences(test_config(), moved) == []
+    assert kge_config_lib.differences(test_config(), moved) == []
 
 
 def test_single_device_layout_pads_nothing():

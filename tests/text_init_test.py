@@ -22,6 +22,7 @@ from kgjax.evaluation import inductive
 from kgjax.models.lm import pretrained
 from kgjax.text import init as text_init
 from kgjax.text import projection as text_projection
+from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge import negatives
 from kgjax.train.kge.state import TrainState
 from kgjax.train.kge.trainer import train
@@ -81,7 +82,7 @@ def test_config_validates_text_keys():
         ("ridge_l2", -1.0, "text.ridge_l2"),
     ):
         with pytest.raises(config_lib.ConfigError, match=message):
-            config_lib.validate(_config(**{key: value}))
+            kge_config_lib.validate(_config(**{key: value}))
 
 
 def test_initialise_replaces_the_entity_table_only(umls_dir):

@@ -15,6 +15,7 @@ from kgjax import cli, runs
 from kgjax import config as config_lib
 from kgjax.config import ConfigError
 from kgjax.data.triples import DataError
+from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge.trainer import TrainingDiverged, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,17 +242,17 @@ def test_config_saved_before_a_key_was_added_reads_back_and_resumes(tmp_path):
     config_lib.save(config, path)
     with open(path) as f:
         saved = json.load(f)
-    for dotted in config_lib.ADDED_KEYS:
+    for dotted in kge_config_lib.ADDED_KEYS:
         section, key = dotted.split(".")
         del saved[section][key]
     with open(path, "w") as f:
         json.dump(saved, f)
-    loaded = config_lib.load(path)
+    loaded = kge_config_lib.load(path)
     assert loaded.negatives.shared_chunk_size == 0 and loaded.optimizer.row_sparse is False
     assert loaded.negatives.self_negative is False
-    assert config_lib.differences(loaded, config) == []
+    assert kge_config_lib.differences(loaded, config) == []
     config.negatives.shared_chunk_size = 8  # a real change is still one
-    assert config_lib.differences(loaded, config) == ["negatives.shared_chunk_size: 0 -> 8"]
+    assert kge_config_lib.differences(loaded, config) == ["negatives.shared_chunk_size: 0 -> 8"]
 
 
 def test_config_from_file_with_overrides_and_errors(tmp_path):

@@ -27,6 +27,7 @@ from kgjax.checkpoints import Checkpointer
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.parallel import layout as sharding
 from kgjax.text import init as text_init
+from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge import negatives
 from kgjax.train.kge.state import TrainData, TrainState
 from kgjax.train.kge.step import StepSettings, make_train_chunk
@@ -88,7 +89,7 @@ def _prepare_workdir(config, workdir: str, dataset) -> None:
     config_path = os.path.join(workdir, runs.CONFIG_FILE)
     vocab_path = os.path.join(workdir, runs.VOCAB_FILE)
     if os.path.isfile(config_path):
-        changed = config_lib.differences(config_lib.load(config_path), config)
+        changed = kge_config_lib.differences(kge_config_lib.load(config_path), config)
         if changed:
             raise config_lib.ConfigError(
                 f"{workdir} holds a run with a different config; use a new --workdir or the "
@@ -133,7 +134,7 @@ def train(
       ConfigError, DataError: bad config or data (before anything is written).
       TrainingDiverged: the loss became NaN or Inf.
     """
-    config_lib.validate(config)
+    kge_config_lib.validate(config)
     sharding.initialize_distributed(config.mesh)
     progress = progress and jax.process_index() == 0
     dataset = runs.load_dataset(config.data)
@@ -192,7 +193,7 @@ def _train(
     data = TrainData.from_dataset(
         dataset, config.loss.subsampling, sampler.features(config, dataset), layout
     )
-    length = config_lib.chunk_length(config)
+    length = kge_config_lib.chunk_length(config)
     run_chunk = make_train_chunk(
         model, sampler, optimizer, schedule, StepSettings.from_config(config), length,
         layout, state_sharding,
