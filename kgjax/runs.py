@@ -1,12 +1,7 @@
-"""A run's working directory: its layout, and reading a trained run back.
+"""Reading a trained KGE run back from its workdir: evaluate, predict, export.
 
-<workdir>/
-  config.json      the config that ran (with the command that runs it)
-  vocab.json       entity and relation names, id order
-  checkpoints/     orbax checkpoints, one folder per step
-  metrics.jsonl    one JSON object per log, eval or stop event
-  tensorboard/     TensorBoard event files
-  results.json     final valid and test metrics, speed
+The workdir's layout is `kgjax.train.workdir`'s; the run is put together again by the KGE
+trainer's `build`, onto the devices at hand.
 """
 
 from __future__ import annotations
@@ -19,73 +14,19 @@ import os
 import ml_collections
 import numpy as np
 
-from kgjax import config as config_lib
 from kgjax.checkpoints import Checkpointer
-from kgjax.data.triples import KGDataset, Vocabulary
-from kgjax.models import kge as models
-from kgjax.parallel.layout import DEFAULT_AXES, MODEL, Layout
-from kgjax.train.kge import config as kge_config_lib
-
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
-RESULTS_FILE = "results.json"
-CHECKPOINT_DIR = "checkpoints"
+from kgjax.config import ConfigError
+from kgjax.data.triples import Vocabulary
+from kgjax.evaluation.link_prediction import Evaluator, score_all
+from kgjax.models.kge import KGEModel, Params
+from kgjax.parallel.layout import MODEL, Layout
+from kgjax.train.kge import build as build_lib
+from kgjax.train.kge import config as kge_config
+from kgjax.train.workdir import CHECKPOINT_DIR, CONFIG_FILE, VOCAB_FILE, write_json
 
 
 class RunError(RuntimeError):
     """A workdir that does not hold what the command needs."""
-
-
-def load_dataset(data_config: ml_collections.ConfigDict) -> KGDataset:
-    """The dataset a config names (`data.path` wins over `data.name`)."""
-    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
-
-    return catalog.load_dataset(
-        None if data_config.path else data_config.name,
-        path=data_config.path or None,
-        data_dir=data_config.data_dir or None,
-        tfds_dir=data_config.tfds_dir or None,
-    )
-
-
-def build_model(config: ml_collections.ConfigDict, num_entities: int, num_relations: int):
-    return models.get(
-        config.model.name,
-        num_entities,
-        num_relations,
-        dim=config.model.dim,
-        gamma=config.model.gamma,
-        entity_chunk_size=config.model.entity_chunk_size,
-    )
-
-
-def build_layout(config: ml_collections.ConfigDict, model, devices=None) -> Layout:
-    """The run's layout: the mesh of `config.mesh` over `devices` (default: all) and the
-    model's table sizes.
-
-    Raises:
-      ConfigError: the mesh does not fit the devices.
-    """
-    mesh = config.get("mesh") or ml_collections.ConfigDict({"axes": DEFAULT_AXES})
-    try:
-        return Layout.create(
-            model.num_entities,
-            model.num_relations,
-            mesh.axes,
-            devices,
-            bool(mesh.get("shard_relations", False)),
-        )
-    except ValueError as error:
-        raise config_lib.ConfigError(f"config.mesh.axes: {error}") from None
-
-
-def write_json(path: str, payload) -> None:
-    """Writes JSON atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -102,9 +43,9 @@ class TrainedRun:
     config: ml_collections.ConfigDict
     entities: Vocabulary
     relations: Vocabulary
-    model: models.KGEModel
+    model: KGEModel
     layout: Layout
-    sharded_params: models.Params
+    sharded_params: Params
     step: int
 
     @functools.cached_property
@@ -125,24 +66,22 @@ def restore(workdir: str, devices=None) -> TrainedRun:
     Raises:
       RunError: the workdir has no config, vocabulary or checkpoint.
     """
-    from kgjax.train.kge import negatives
-    from kgjax.train.kge.state import TrainState
-    from kgjax.train.optimizers import make_optimizer
 
     for name in (CONFIG_FILE, VOCAB_FILE):
         if not os.path.isfile(os.path.join(workdir, name)):
             raise RunError(f"{workdir}: no {name}; is this the workdir of a `kgjax train` run?")
-    config = kge_config_lib.load(os.path.join(workdir, CONFIG_FILE))
+    config = kge_config.load(os.path.join(workdir, CONFIG_FILE))
     with open(os.path.join(workdir, VOCAB_FILE)) as f:
         vocab = json.load(f)
     entities, relations = (
         Vocabulary(tuple(vocab["entities"])),
         Vocabulary(tuple(vocab["relations"])),
     )
-    model = build_model(config, len(entities), len(relations))
     try:
-        layout = build_layout(config, model, devices)
-    except config_lib.ConfigError:
+        parts = build_lib.build(config, len(entities), len(relations), devices)
+    except ConfigError:
+        # The run's mesh does not fit these devices: split the tables over all of them.
+        model = build_lib.make_model(config.model, len(entities), len(relations))
         layout = Layout.create(
             model.num_entities,
             model.num_relations,
@@ -150,17 +89,18 @@ def restore(workdir: str, devices=None) -> TrainedRun:
             devices,
             bool(config.get("mesh", {}).get("shard_relations", False)),
         )
-    optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
+        parts = build_lib.build(config, len(entities), len(relations), model=model, layout=layout)
     checkpointer = Checkpointer(
         os.path.join(workdir, CHECKPOINT_DIR), config.checkpoint.max_to_keep
     )
     step = checkpointer.latest_step()
     if step is None:
         raise RunError(f"{workdir}: no checkpoint in {checkpointer.directory}")
-    sampler = negatives.from_config(config)
-    state = checkpointer.restore(TrainState.abstract(model, sampler, optimizer, layout), step)
+    state = checkpointer.restore(parts.abstract_state(), step)
     checkpointer.close()
-    return TrainedRun(workdir, config, entities, relations, model, layout, state.params, step)
+    return TrainedRun(
+        workdir, config, entities, relations, parts.model, parts.layout, state.params, step
+    )
 
 
 def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
@@ -169,10 +109,8 @@ def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
     Returns:
       {"step": ..., "<split>": metrics}; also written to `<workdir>/eval_step_<step>.json`.
     """
-    from kgjax.evaluation.link_prediction import Evaluator
-
     run = restore(workdir)
-    dataset = load_dataset(run.config.data)
+    dataset = build_lib.load_dataset(run.config.data)
     if dataset.entities != run.entities or dataset.relations != run.relations:
         raise RunError(
             f"{workdir}: the dataset {dataset.name!r} no longer matches the run's vocabulary "
@@ -203,8 +141,6 @@ def predict(
     """
     if (head is None) == (tail is None):
         raise ValueError("give exactly one of --head (predict tails) or --tail (predict heads)")
-    from kgjax.evaluation.link_prediction import score_all
-
     run = restore(workdir)
     r = np.asarray([run.relations.id(relation, "relation")])
     anchor = np.asarray([run.entities.id(head if head is not None else tail, "entity")])

@@ -16,8 +16,10 @@ from kgjax.config import ConfigError
 from kgjax.data.catalog import load_dataset
 from kgjax.models import kge as models
 from kgjax.models.kge.kca import KCA
+from kgjax.ops import similarity
+from kgjax.text import features as text_features
+from kgjax.train.kge import build, negatives
 from kgjax.train.kge import mmrns as mmrns_sampler
-from kgjax.train.kge import negatives
 from kgjax.train.kge import step as steps
 from kgjax.train.kge.state import TrainData, TrainState
 from kgjax.train.kge.trainer import train
@@ -186,8 +188,8 @@ def setup(umls):
     """
     config = mmrns_config(pool_size=1000, beta=0.0)
     model = models.get("rotate", umls.num_entities, umls.num_relations, dim=8, gamma=6.0)
-    sampler = negatives.from_config(config)
-    data = TrainData.from_dataset(umls, True, sampler.features(config, umls))
+    sampler = negatives.from_config(config.negatives)
+    data = TrainData.from_dataset(umls, True, sampler.features(umls.num_entities, config.seed))
     return config, model, sampler, data
 
 
@@ -207,7 +209,7 @@ def test_train_step_gradients_reach_the_sampler_and_negatives_are_filtered(setup
             sampler=sampler,
             optimizer=optimizer,
             schedule=optax.constant_schedule(1.0),
-            settings=steps.StepSettings.from_config(config),
+            settings=build.step_settings(config),
         )
         grads = jax.tree.map(jnp.subtract, state.sampler_params, new_state.sampler_params)
         return new_state, grads, metrics
@@ -275,12 +277,12 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
         anchor = kca.represent_pairs(sampler_params, alone(anchor_id[None]), relation[None])
         pool_reps = kca.represent(sampler_params, alone(pool), relation[None])
         row = [
-            mmrns_sampler.cosine(pool_reps[modality][0], anchor[modality])
+            similarity.cosine(pool_reps[modality][0], anchor[modality])
             for modality in kca.modalities
         ]
         gated_anchor = kca.structure(sampler_params, params["entity"][anchor_id], relation)
         gated_pool = kca.structure(sampler_params, params["entity"][pool], relation[None])
-        return jnp.stack([*row, mmrns_sampler.cosine(gated_pool, gated_anchor)])
+        return jnp.stack([*row, similarity.cosine(gated_pool, gated_anchor)])
 
     expected = np.swapaxes(jax.jit(jax.vmap(one_row))(anchors, relations), 0, 1)
     np.testing.assert_allclose(np.asarray(sims), expected, atol=2e-5)
@@ -288,36 +290,40 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
 
 def test_feature_files_and_config_errors(umls, tmp_path):
     config = mmrns_config(visual="none")
-    sampler = negatives.from_config(config)
+
+    def load():
+        sampler = negatives.from_config(config.negatives)
+        return sampler.features(umls.num_entities, config.seed)
+
     good = np.zeros((umls.num_entities, 3, 16), np.float32)
     np.savez(tmp_path / "text.npz", features=good, mask=np.ones(good.shape[:2], bool))
     config.negatives.mmrns.text = str(tmp_path / "text.npz")
-    loaded = sampler.features(config, umls)
+    loaded = load()
     assert set(loaded) == {"text", "text_mask"}
     np.save(tmp_path / "wide.npy", np.zeros((umls.num_entities, 3, 17), np.float32))
     config.negatives.mmrns.text = str(tmp_path / "wide.npy")
     with pytest.raises(ConfigError, match=r"expected \(135, 3, 16\)"):
-        sampler.features(config, umls)
+        load()
     config.negatives.mmrns.text = "nonsense"
     with pytest.raises(ConfigError, match="negatives.mmrns.text"):
-        sampler.features(config, umls)
+        load()
 
 
 def test_split_sentences():
     text = "Virus -- A small agent. It replicates inside cells! Does it? Yes.\nMore."
-    assert mmrns_sampler.split_sentences(text, 4) == [
+    assert text_features.split_sentences(text, 4) == [
         "Virus",
         "A small agent.",
         "It replicates inside cells!",
         "Does it?",
     ]
     text = "J.J. Abrams is a director. He was born in N.Y. City. He is No. 1 at Mt. Fuji. Yes."
-    assert mmrns_sampler.split_sentences(text, 3) == [
+    assert text_features.split_sentences(text, 3) == [
         "J.J. Abrams is a director.",
         "He was born in N.Y. City.",
         "He is No. 1 at Mt. Fuji.",
     ]
-    assert mmrns_sampler.split_sentences("", 4) == ["-"]
+    assert text_features.split_sentences("", 4) == ["-"]
 
 
 def test_train_end_to_end_with_description_features(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sharded_runs import config  # noqa: E402
 
-from kgjax import runs  # noqa: E402
+from kgjax.train.kge import build  # noqa: E402
 from kgjax.train.kge.state import TrainData  # noqa: E402
 from kgjax.train.kge.trainer import train  # noqa: E402
 
@@ -35,9 +35,9 @@ def main(process_id: int, port: int, workdir: str, out: str) -> None:
 
     import jax
 
-    dataset = runs.load_dataset(c.data)
-    model = runs.build_model(c, dataset.num_entities, dataset.num_relations)
-    data = TrainData.from_dataset(dataset, True, {}, runs.build_layout(c, model))
+    dataset = build.load_dataset(c.data)
+    parts = build.build(c, dataset.num_entities, dataset.num_relations)
+    data = TrainData.from_dataset(dataset, True, {}, parts.layout)
     report = {
         "process_index": jax.process_index(),
         "process_count": jax.process_count(),

@@ -33,10 +33,9 @@ from train_test import test_config  # noqa: E402
 from kgjax import runs  # noqa: E402
 from kgjax.checkpoints import Checkpointer  # noqa: E402
 from kgjax.evaluation.link_prediction import Evaluator, score_all  # noqa: E402
-from kgjax.train import negatives  # noqa: E402
-from kgjax.train.kge.state import TrainState  # noqa: E402
+from kgjax.train.kge import build  # noqa: E402
 from kgjax.train.kge.trainer import train  # noqa: E402
-from kgjax.train.optimizers import make_optimizer  # noqa: E402
+from kgjax.train.workdir import CHECKPOINT_DIR  # noqa: E402
 
 # Devices -> mesh. 8 splits both tables 8 ways: UMLS's 135 entities and 46 relations pad
 # to 136 and 48 rows.
@@ -123,9 +122,8 @@ def main(out_path: str, root: str) -> None:
     run8 = runs.restore(os.path.join(root, "d8"), devices=devices)
     model, layout = run8.model, run8.layout
     c8 = config(8)
-    optimizer, _ = make_optimizer(c8.optimizer, c8.num_steps)
-    abstract = TrainState.abstract(model, negatives.from_config(c8), optimizer, layout)
-    checkpointer = Checkpointer(os.path.join(root, "d8", runs.CHECKPOINT_DIR))
+    abstract = build.build(c8, model.num_entities, model.num_relations, layout=layout).abstract_state()
+    checkpointer = Checkpointer(os.path.join(root, "d8", CHECKPOINT_DIR))
     state = checkpointer.restore(abstract)
     checkpointer.close()
     adam = state.opt_state[0]
@@ -143,7 +141,7 @@ def main(out_path: str, root: str) -> None:
 
     # Padding is never ranked: a padding row equal to a test query scores the maximum
     # (gamma) for that query, above its true answer, yet no rank changes.
-    dataset = runs.load_dataset(c8.data)
+    dataset = build.load_dataset(c8.data)
     evaluator = Evaluator(model, dataset, c8.evaluation.batch_size, layout)
     h, r, t = dataset.test[0]
     entity = np.asarray(run8.params["entity"])

@@ -22,11 +22,9 @@ from kgjax.evaluation import inductive
 from kgjax.models.lm import pretrained
 from kgjax.text import init as text_init
 from kgjax.text import projection as text_projection
+from kgjax.train.kge import build
 from kgjax.train.kge import config as kge_config_lib
-from kgjax.train.kge import negatives
-from kgjax.train.kge.state import TrainState
 from kgjax.train.kge.trainer import train
-from kgjax.train.optimizers import make_optimizer
 
 REPO = pathlib.Path(__file__).parents[1]
 DATA_DIR = pathlib.Path(os.environ.get("KGJAX_DATA_DIR", REPO / ".." / "shared" / "data"))
@@ -88,16 +86,18 @@ def test_config_validates_text_keys():
 def test_initialise_replaces_the_entity_table_only(umls_dir):
     config = _config(init="text", descriptions_dir=str(umls_dir))
     dataset = load_dataset("umls")
-    model = runs.build_model(config, dataset.num_entities, dataset.num_relations)
-    optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
-    sampler = negatives.from_config(config)
-    state = jax.jit(lambda: TrainState.create(model, sampler, optimizer, jax.random.key(0)))()
-    assert text_init.initialise(_config(), dataset, model, state, progress=False) is state
-    text, used = text_init.entity_text_vectors(config, dataset, progress=False)
+    parts = build.build(config, dataset.num_entities, dataset.num_relations)
+    model = parts.model
+    state = parts.initial_state(jax.random.key(0))
+    plain = _config()
+    assert text_init.initialise(plain.text, plain.data, 0, dataset, model, state, False) is state
+    text, used = text_init.entity_text_vectors(config.text, config.data, dataset, progress=False)
     assert text.shape == (dataset.num_entities, 384) and not used.fallback
-    new = text_init.initialise(config, dataset, model, state, progress=False)
+    new = text_init.initialise(config.text, config.data, 0, dataset, model, state, False)
     table = np.asarray(new.params["entity"])
-    np.testing.assert_array_equal(table, text_init.initial_entities(config, dataset, model, text))
+    np.testing.assert_array_equal(
+        table, text_init.initial_entities(config.text.projection, 0, dataset, model, text)
+    )
     np.testing.assert_array_equal(new.params["relation"], state.params["relation"])
     assert jax.tree.structure(new) == jax.tree.structure(state)
     # Scaled like the uniform init it replaces.
@@ -128,11 +128,12 @@ def test_text_initialised_run_on_an_inductive_split(umls_dir, tmp_path):
     # Embedding texts afresh (as for a brand-new entity) gives the rows the evaluation used.
     run = runs.restore(str(tmp_path / "run"))
     dataset = load_dataset(path=split)
-    text, _ = text_init.entity_text_vectors(run.config, dataset, progress=False)
+    text_config, seed = run.config.text, run.config.seed
+    text, _ = text_init.entity_text_vectors(text_config, run.config.data, dataset, progress=False)
     seen = inductive.seen_entities(dataset.train, dataset.num_entities)
-    prior = text_init.initial_entities(run.config, dataset, run.model, text)
+    prior = text_init.initial_entities(text_config.projection, seed, dataset, run.model, text)
     mapped, _ = inductive.fit_unseen(run.params, text, seen, prior=prior)
-    embed = text_init.text_embedder(run.config, dataset, run.model, run.params, text)
+    embed = inductive.text_embedder(text_config, seed, dataset, run.model, run.params, text)
     np.testing.assert_allclose(
         embed(text[~seen]), np.asarray(mapped["entity"])[~seen], rtol=1e-5, atol=1e-6
     )

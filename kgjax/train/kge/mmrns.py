@@ -37,9 +37,7 @@ or regions), D feature width, De entity width.
 from __future__ import annotations
 
 import dataclasses
-import os
-import pathlib
-import re
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -49,26 +47,8 @@ from kgjax.config import ConfigError
 from kgjax.models.kge.base import KGEModel, Params
 from kgjax.models.kge.kca import KCA
 from kgjax.ops import gumbel, sampling
-
-# Feature sources besides a file path.
-NO_FEATURES = "none"
-SYNTHETIC = "synthetic"  # random features, to test the code path only
-DESCRIPTIONS = "descriptions"  # text only: sentence vectors from the language module
-_COSINE_DELTA = 1e-8  # the paper's delta, so a zero vector has cosine 0, not NaN
-# `grouped_cosine` multiplies against every group up to this many: the matmul costs G times the
-# gather's arithmetic, but the gather runs far below matmul speed (on CPU, WN18RR's 11
-# relations: a 917 ms RotatE step became 263 ms, bench/results/mmrns_wn18rr*.md) and on a GPU
-# is bound by reading [B, N, D].
-MATMUL_MAX_GROUPS = 32
-# A sentence ends at . ! ? before a capital (or an opening quote or bracket and a capital), or
-# at StAR's " -- " between a name and its description; not after initials ("J.J. Abrams") or
-# a common abbreviation ("No. 1", "Mt. Fuji").
-_BOUNDARY = re.compile(r"[.!?]\s+(?=[\"'(\[]?[A-Z])|\s+--\s+")
-_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]\.?")
-_ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "st", "mt", "ft", "jr", "sr", "no", "nos", "vs", "etc",
-    "inc", "co", "corp", "ltd", "gen", "col", "lt", "sgt", "rev",
-})  # fmt: skip
+from kgjax.ops.similarity import cosine, grouped_cosine, row_blocks
+from kgjax.text.features import DESCRIPTIONS, NO_FEATURES, load_features
 
 
 def exploration_epsilon(step: jax.Array, epsilon0: float) -> jax.Array:
@@ -77,60 +57,6 @@ def exploration_epsilon(step: jax.Array, epsilon0: float) -> jax.Array:
     The reference counts steps from 1 (log(1) = 0), so the schedule is shifted by one here.
     """
     return epsilon0 / (1.0 + jnp.log1p(jnp.asarray(step, jnp.float32)))
-
-
-def _norm(x: jax.Array) -> jax.Array:
-    squared = jnp.sum(x * x, axis=-1)
-    # sqrt has an infinite derivative at 0; a zero vector's cosine is 0 whatever its norm.
-    return jnp.sqrt(jnp.maximum(squared, 1e-30))
-
-
-def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a . b / (|a| |b| + delta) over the last axis (broadcasting); 0 for zero vectors."""
-    return jnp.sum(a * b, axis=-1) / (_norm(a) * _norm(b) + _COSINE_DELTA)
-
-
-def _row_blocks(fn, rows, chunk_size: int) -> jax.Array:
-    """fn over the batch rows in checkpointed blocks of `chunk_size` rows.
-
-    The backward pass recomputes a block's [chunk, N, D] intermediates instead of keeping
-    [B, N, D].
-
-    Args:
-      fn: one row's leaves -> [N].
-      rows: a tuple of [B, ...] arrays.
-    """
-    batch = rows[0].shape[0]
-    return jax.lax.map(jax.checkpoint(fn), rows, batch_size=min(chunk_size, batch))
-
-
-def grouped_cosine(
-    pool: jax.Array, row_group: jax.Array, anchors: jax.Array, chunk_size: int
-) -> jax.Array:
-    """cosine(pool[row_group[b], n], anchors[b]) for every row b and pool entity n.
-
-    Args:
-      pool: float [G, N, D] the pool's representations under each group (relation).
-      row_group: int [B] each row's group.
-      anchors: float [B, D].
-      chunk_size: rows per block of the gathered form (below).
-
-    Returns:
-      float [B, N].
-
-    With few groups (`MATMUL_MAX_GROUPS`) the dot products are one matmul against every group,
-    [G, N, D] x [B, D], and each row keeps its group's: G times the arithmetic of the rows' own
-    products, but no [B, N, D] gather, which XLA runs at a fraction of matmul speed. With many
-    groups, blocks of rows gather their group's [N, D] (`_row_blocks`).
-    """
-    num_groups = pool.shape[0]
-    if num_groups <= MATMUL_MAX_GROUPS:
-        every = jnp.einsum("gnd,bd->gbn", pool, anchors)  # [G, B, N]
-        dots = jnp.take_along_axis(every, row_group[None, :, None], axis=0)[0]
-    else:
-        dots = _row_blocks(lambda row: pool[row[0]] @ row[1], (row_group, anchors), chunk_size)
-    norms = _norm(pool)[row_group] * _norm(anchors)[:, None]  # [B, N]
-    return dots / (norms + _COSINE_DELTA)
 
 
 def contrastive_loss(similarities: jax.Array, weights: jax.Array, positive: jax.Array) -> jax.Array:
@@ -176,6 +102,8 @@ class MMRNSSampler:
       chunk_size: batch rows per block where each row gathers (or recomputes) its relation's
         pool representations, holding [chunk, N, De] at a time instead of [B, N, De]; unused
         with few relations (`grouped_cosine`).
+      text_source, visual_source: where the features come from (`kgjax.text.features`:
+        "descriptions", "synthetic", "none" or a .npy/.npz file).
     """
 
     num_negatives: int
@@ -192,6 +120,8 @@ class MMRNSSampler:
     output_dim: int = 50
     structure_hidden: int = 100
     chunk_size: int = 64
+    text_source: str = DESCRIPTIONS
+    visual_source: str = NO_FEATURES
 
     def kca(self, model: KGEModel) -> KCA:
         """The representation network for `model`'s embedding widths."""
@@ -221,8 +151,19 @@ class MMRNSSampler:
             )
         return self.kca(model).init(rng)
 
-    def features(self, config, dataset) -> dict[str, np.ndarray]:
-        """The per-entity feature arrays that `config.negatives.mmrns` names.
+    def features(
+        self,
+        num_entities: int,
+        seed: int,
+        sentences: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The per-entity feature arrays of `text_source` and `visual_source`.
+
+        Args:
+          num_entities: V.
+          seed: seeds synthetic features.
+          sentences: fn(L) -> description sentence vectors and mask
+            (`kgjax.text.features.sentence_features`), for the "descriptions" source.
 
         Returns:
           {"text": float32 [V, L_t, D_t], "text_mask": bool [V, L_t]} when text_width > 0, and
@@ -231,19 +172,27 @@ class MMRNSSampler:
         Raises:
           ConfigError: a source that cannot be read or does not match the configured shape.
         """
-        settings = config.negatives.mmrns
         out = {}
         if self.text_width:
-            out["text"], out["text_mask"] = _load_features(
-                "text", config, dataset, (self.num_sentences, self.text_width)
+            out["text"], out["text_mask"] = load_features(
+                self.text_source,
+                "config.negatives.mmrns.text",
+                num_entities,
+                (self.num_sentences, self.text_width),
+                seed,
+                sentences,
             )
         if self.visual_width:
-            if settings.visual == DESCRIPTIONS:
+            if self.visual_source == DESCRIPTIONS:
                 raise ConfigError(
                     "config.negatives.mmrns.visual: descriptions are text; give a feature file"
                 )
-            out["visual"], out["visual_mask"] = _load_features(
-                "visual", config, dataset, (self.num_regions, self.visual_width)
+            out["visual"], out["visual_mask"] = load_features(
+                self.visual_source,
+                "config.negatives.mmrns.visual",
+                num_entities,
+                (self.num_regions, self.visual_width),
+                seed,
             )
         return out
 
@@ -318,7 +267,7 @@ class MMRNSSampler:
                 relation_vector, anchor = row
                 return cosine(kca.structure(sampler_params, pool_entities, relation_vector), anchor)
 
-            sims.append(_row_blocks(structure_row, (relation, anchor_structure), self.chunk_size))
+            sims.append(row_blocks(structure_row, (relation, anchor_structure), self.chunk_size))
         return jnp.stack(sims)
 
     def __call__(self, sampler_params, params: Params, model: KGEModel, context):
@@ -374,9 +323,9 @@ class MMRNSSampler:
         return scores, self.beta * loss, metrics
 
 
-def from_config(config) -> MMRNSSampler:
-    """The sampler `config.negatives` describes (`negatives.mmrns.*`, see `kge_config`)."""
-    negatives, settings = config.negatives, config.negatives.mmrns
+def from_config(negatives) -> MMRNSSampler:
+    """The sampler a run's `negatives` section describes (`negatives.mmrns.*`)."""
+    settings = negatives.mmrns
     return MMRNSSampler(
         num_negatives=negatives.num_negatives,
         pool_size=settings.pool_size,
@@ -392,120 +341,6 @@ def from_config(config) -> MMRNSSampler:
         output_dim=settings.output_dim,
         structure_hidden=settings.structure_hidden,
         chunk_size=settings.chunk_size,
+        text_source=settings.text,
+        visual_source=settings.visual,
     )
-
-
-# --- feature loading (host side) ----------------------------------------------------------
-
-
-def split_sentences(text: str, max_sentences: int) -> list[str]:
-    """The first `max_sentences` sentences of a description (see `_BOUNDARY`).
-
-    The reference encodes each description sentence by sentence and keeps the first four.
-    """
-    sentences, start = [], 0
-    for match in _BOUNDARY.finditer(text):
-        if match.group().strip() != "--":
-            words = text[start : match.start()].split()
-            last = words[-1] if words else ""
-            if _INITIALS.fullmatch(last) or last.lower() in _ABBREVIATIONS:
-                continue
-        end = match.start() + (match.group().strip() != "--")
-        sentences.append(text[start:end].strip())
-        start = match.end()
-    sentences.append(text[start:].strip())
-    sentences = [s for s in sentences if s]
-    return (sentences or ["-"])[:max_sentences]
-
-
-def description_features(
-    texts: list[str], num_sentences: int, encode
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sentence vectors of each text, cropped and padded to `num_sentences`.
-
-    Args:
-      texts: one description per entity (V).
-      num_sentences: L.
-      encode: fn(list of n sentences) -> float [n, D].
-
-    Returns:
-      (float32 [V, L, D] with zero rows on padding, bool [V, L] mask).
-    """
-    split = [split_sentences(text, num_sentences) for text in texts]
-    vectors = np.asarray(encode([s for sentences in split for s in sentences]), np.float32)
-    features = np.zeros((len(texts), num_sentences, vectors.shape[1]), np.float32)
-    mask = np.zeros((len(texts), num_sentences), bool)
-    start = 0
-    for row, sentences in enumerate(split):
-        features[row, : len(sentences)] = vectors[start : start + len(sentences)]
-        mask[row, : len(sentences)] = True
-        start += len(sentences)
-    return features, mask
-
-
-def _encode_descriptions(config, dataset, num_sentences: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sentence vectors of the run's entity descriptions (the `config.text` settings).
-
-    Sentences are mean-pooled (the sentence-transformers embedding, as the reference's SBERT
-    vectors), whatever `config.text.pooling` says: the entity's mention is in one sentence.
-    """
-    from kgjax.data import descriptions
-    from kgjax.models.lm import pretrained
-    from kgjax.text import encode
-    from kgjax.text import init as text_init
-
-    texts = descriptions.entity_descriptions(
-        text_init.descriptions_folder(config), dataset.entities.names, config.text.source or None
-    ).texts
-    model = pretrained.load_pretrained(config.text.encoder or None)
-    return description_features(
-        list(texts),
-        num_sentences,
-        lambda sentences: encode.encode_texts(
-            sentences, model, pooling="mean", max_length=config.text.max_length, progress=False
-        ),
-    )
-
-
-def _load_features(
-    modality: str, config, dataset, shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """One modality's [V, L, D] features and [V, L] mask from its configured source."""
-    source = config.negatives.mmrns[modality]
-    key = f"config.negatives.mmrns.{modality}"
-    expected = (dataset.num_entities, *shape)
-    if source == SYNTHETIC:
-        rng = np.random.default_rng([config.seed, len(modality)])
-        features = rng.standard_normal(expected).astype(np.float32)
-        # Ragged lengths, so that masking is exercised.
-        lengths = rng.integers(1, shape[0] + 1, dataset.num_entities)
-        mask = np.arange(shape[0])[None, :] < lengths[:, None]
-        return np.where(mask[..., None], features, 0.0).astype(np.float32), mask
-    if source == DESCRIPTIONS:
-        features, mask = _encode_descriptions(config, dataset, shape[0])
-    else:
-        path = pathlib.Path(os.path.expanduser(source))
-        if not path.is_file():
-            raise ConfigError(
-                f"{key}: {source!r} is not {NO_FEATURES!r}, {SYNTHETIC!r}, "
-                f"{DESCRIPTIONS!r} or a .npy/.npz file"
-            )
-        loaded = np.load(path)
-        if isinstance(loaded, np.ndarray):
-            features, mask = loaded.astype(np.float32), np.ones(loaded.shape[:2], bool)
-        else:
-            with loaded:
-                if "features" not in loaded.files:
-                    raise ConfigError(f"{key}: {path} has no 'features' array")
-                features = np.asarray(loaded["features"], np.float32)
-                mask = (
-                    np.asarray(loaded["mask"], bool)
-                    if "mask" in loaded.files
-                    else np.ones(features.shape[:2], bool)
-                )
-    if features.shape != expected or mask.shape != expected[:2]:
-        raise ConfigError(
-            f"{key}: features of shape {features.shape} (mask {mask.shape}); expected "
-            f"{expected} for {dataset.num_entities} entities (set num_* and *_width to match)"
-        )
-    return features, mask

@@ -2,8 +2,9 @@
 
 A sampler is a frozen dataclass of static settings with three methods:
 
-  features(config, dataset) -> {name: np.ndarray [V, ...]} fixed per-entity arrays it reads
-      (loaded on the host once; they reach it as context.data.features)
+  features(num_entities, seed, sentences) -> {name: np.ndarray [V, ...]} fixed per-entity
+      arrays it reads (loaded on the host once; they reach it as context.data.features);
+      `sentences(L)` gives the entities' description sentence vectors when it needs them
   init(rng, model) -> sampler params, a pytree trained jointly with the model ({} if none)
   __call__(sampler_params, params, model, context) -> (negative scores [B, K], extra loss
       scalar added to the KGE loss, metrics dict of scalars)
@@ -73,8 +74,8 @@ class UniformSampler:
     oversample: float = 2.0
     shared_chunk_size: int = 0  # 0 or 1: every positive its own negatives
 
-    def features(self, config, dataset) -> dict:
-        del config, dataset
+    def features(self, num_entities, seed, sentences=None) -> dict:
+        del num_entities, seed, sentences
         return {}
 
     def init(self, rng: jax.Array, model: KGEModel) -> Params:
@@ -157,9 +158,8 @@ def with_self_negative(
     return jnp.concatenate([negative_scores, scores[:, None].astype(negative_scores.dtype)], 1)
 
 
-def from_config(config):
-    """The sampler `config.negatives.sampler` names ("uniform", "self_adversarial", "mmrns")."""
-    negatives = config.negatives
+def from_config(negatives):
+    """The sampler a run's `negatives` section names ("uniform", "self_adversarial", "mmrns")."""
     if negatives.sampler in ("uniform", "self_adversarial"):
         return UniformSampler(
             negatives.num_negatives,
@@ -168,5 +168,5 @@ def from_config(config):
             negatives.shared_chunk_size,
         )
     if negatives.sampler == "mmrns":
-        return mmrns_sampler.from_config(config)
+        return mmrns_sampler.from_config(negatives)
     raise ValueError(f"config.negatives.sampler: unknown sampler {negatives.sampler!r}")

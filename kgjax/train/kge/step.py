@@ -23,7 +23,9 @@ import optax
 
 from kgjax.models.kge.base import KGEModel
 from kgjax.ops import sampling
+from kgjax.ops.permutation import shuffled_positions
 from kgjax.parallel.layout import Layout, RowTap
+from kgjax.train import row_sparse
 from kgjax.train.kge import losses
 from kgjax.train.kge.negatives import SampleContext, with_self_negative
 from kgjax.train.kge.state import TrainData, TrainState
@@ -31,16 +33,6 @@ from kgjax.train.kge.state import TrainData, TrainState
 # Independent streams derived from the root key.
 _SHUFFLE_STREAM = 1
 _STEP_STREAM = 2
-
-# The constants of kgjax.train.optimizers' Adam and Adagrad (optax's defaults): the
-# row-sparse update recomputes the rows a step touched with them (a test compares it with
-# the dense update).
-_ADAM_B1, _ADAM_B2, _ADAM_EPS = 0.9, 0.999, 1e-8
-_ADAGRAD_EPS = 1e-7
-
-# Rounds of the Feistel network behind `shuffled_positions` (4 already make a strong
-# pseudo-random permutation; the cost is per batch element, not per triple).
-_FEISTEL_ROUNDS = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,65 +47,6 @@ class StepSettings:
     row_sparse: bool = False  # config.optimizer.row_sparse
     optimizer: str = "adam"  # config.optimizer.name, for the row-sparse rule
     self_negative: bool = False  # config.negatives.self_negative
-
-    @classmethod
-    def from_config(cls, config) -> StepSettings:
-        adversarial = config.negatives.sampler == "self_adversarial"
-        return cls(
-            batch_size=config.batch_size,
-            adversarial_temperature=(
-                config.negatives.adversarial_temperature if adversarial else None
-            ),
-            subsampling=config.loss.subsampling,
-            regularizer=config.loss.regularizer,
-            regularization=config.loss.regularization,
-            row_sparse=config.optimizer.row_sparse,
-            optimizer=config.optimizer.name,
-            self_negative=config.negatives.self_negative,
-        )
-
-
-def _mix32(x: jax.Array) -> jax.Array:
-    """A 32-bit integer hash (lowbias32): the Feistel round function."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def shuffled_positions(key: jax.Array, positions: jax.Array, n: int) -> jax.Array:
-    """The entries at `positions` of a pseudo-random permutation of [0, n) chosen by `key`.
-
-    A keyed Feistel network permutes [0, 4^k) with 4^k >= n, and values >= n are walked
-    along their cycle until they land below n (cycle walking), which makes it a permutation
-    of [0, n). It costs O(len(positions)) per call, where `jax.random.permutation` sorts all
-    n: a batch of a 300M-triple graph costs the same as a batch of UMLS.
-
-    Args:
-      key: PRNG key choosing the permutation.
-      positions: int [...] in [0, n).
-      n: the permutation's size, below 2^32.
-
-    Returns:
-      int32 [...]: distinct values in [0, n) for distinct positions.
-    """
-    bits = max(2, (n - 1).bit_length())
-    half = (bits + 1) // 2
-    mask = jnp.uint32((1 << half) - 1)
-    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
-
-    def encrypt(x):
-        left, right = x >> half, x & mask
-        for i in range(_FEISTEL_ROUNDS):
-            left, right = right, left ^ (_mix32(right ^ round_keys[i]) & mask)
-        return (left << half) | right
-
-    limit = jnp.uint32(n)
-    walk = lambda x: jnp.where(x >= limit, encrypt(x), x)
-    x = encrypt(positions.astype(jnp.uint32))
-    x = jax.lax.while_loop(lambda x: jnp.any(x >= limit), walk, x)
-    return x.astype(jnp.int32)
 
 
 def select_batch(
@@ -224,8 +157,8 @@ def train_step(
 
     trainable = state.trainable
     if settings.row_sparse:
-        loss, parts, trainable, opt_state = _row_sparse_update(
-            loss_fn, state, trainable, optimizer, schedule, settings, layout
+        loss, parts, trainable, opt_state = row_sparse.update(
+            loss_fn, state, trainable, optimizer, schedule, settings.optimizer, layout
         )
     else:
         (loss, (parts, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
@@ -239,92 +172,6 @@ def train_step(
         opt_state=opt_state,
     )
     return new_state, metrics
-
-
-def _row_rule(settings: StepSettings, step: jax.Array, lr: jax.Array):
-    """The table update of a step without a dense gradient, as passes over the tables.
-
-    Adam: decay every row's moments (mu *= b1, nu *= b2: a zero gradient's update), add the
-    touched rows' gradient terms to their moments, then move every parameter along its
-    moments: the dense Adam update. Adagrad: add the touched rows' squared gradients and
-    steps (a zero gradient changes nothing else). No pass reads values an earlier one
-    overwrote, so XLA updates the tables in place.
-
-    Returns:
-      (the optimizer state's moment names, whether `rule` also moves the parameter,
-      decay(*moments) -> moments, rule(rows, g) -> increments (see `Layout.update_rows`),
-      finish(param, *moments) -> param).
-    """
-    if settings.optimizer == "adagrad":
-
-        def adagrad(rows, g):  # arrays: (param, sum of squares)
-            squares = rows(1) + g * g
-            scale = jnp.where(squares > 0, jax.lax.rsqrt(squares + _ADAGRAD_EPS), 0.0)
-            return (scale * g) * -lr, g * g
-
-        return ("sum_of_squares",), True, None, adagrad, lambda param, _: param
-    count = step + 1
-
-    def adam(rows, g):  # arrays: (mu, nu), decayed
-        del rows
-        return (1 - _ADAM_B1) * g, (1 - _ADAM_B2) * (g * g)
-
-    def finish(param, mu, nu):
-        mu_hat = mu / (1 - _ADAM_B1**count).astype(mu.dtype)
-        nu_hat = nu / (1 - _ADAM_B2**count).astype(nu.dtype)
-        return param + (mu_hat / (jnp.sqrt(nu_hat) + _ADAM_EPS)) * -lr
-
-    decay = lambda mu, nu: (_ADAM_B1 * mu, _ADAM_B2 * nu)  # noqa: E731
-    return ("mu", "nu"), False, decay, adam, finish
-
-
-def _row_sparse_update(loss_fn, state, trainable, optimizer, schedule, settings, layout):
-    """One optimizer step whose tables never get a dense gradient (config.optimizer.row_sparse).
-
-    The tables are read through `RowTap`s: their gradient is per read row. The optimizer
-    updates everything else; for the tables, `_row_rule`'s passes and `Layout.update_rows`
-    (which sums each touched row's gradients) give the dense update up to float rounding,
-    without a table-sized gradient buffer.
-
-    Returns:
-      (loss, metrics, new trainable, new optimizer state).
-    """
-    params = trainable["model"]
-    _, (_, shapes) = jax.eval_shape(loss_fn, trainable, None)
-    sinks = {
-        key: [jnp.zeros(s.shape + params[key].shape[1:], params[key].dtype) for s in reads]
-        for key, reads in shapes.items()
-    }
-    (loss, (parts, reads)), (grads, row_grads) = jax.value_and_grad(
-        loss_fn, argnums=(0, 1), has_aux=True
-    )(trainable, sinks)
-    # The optimizer updates everything else (its results for the tables go unused).
-    updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
-    new = optax.apply_updates(trainable, updates)
-
-    moments, with_param, decay, rule, finish = _row_rule(settings, state.step, schedule(state.step))
-    before = {m: optax.tree_utils.tree_get(state.opt_state, m)["model"] for m in moments}
-    after = {m: dict(optax.tree_utils.tree_get(opt_state, m)["model"]) for m in moments}
-    model = dict(new["model"])
-    for key, ids in reads.items():
-        width = params[key].shape[1:]
-        ids = jnp.concatenate([i.reshape(-1) for i in ids])
-        grads = jnp.concatenate([g.reshape(-1, *width) for g in row_grads[key]])
-        param, state_moments = params[key], tuple(before[m][key] for m in moments)
-        if with_param:
-            param, *state_moments = layout.update_rows(
-                key, (param, *state_moments), ids, grads, rule
-            )
-        else:
-            state_moments = layout.update_rows(key, state_moments, ids, grads, rule, decay)
-        model[key] = finish(param, *state_moments)
-        for m, value in zip(moments, state_moments, strict=True):
-            after[m][key] = value
-    opt_state = optax.tree_utils.tree_set(
-        opt_state,
-        **{m: {**optax.tree_utils.tree_get(opt_state, m), "model": after[m]} for m in moments},
-    )
-    return loss, parts, {**new, "model": model}, opt_state
 
 
 def make_train_chunk(

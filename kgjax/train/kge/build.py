@@ -1,0 +1,172 @@
+"""Assembling a KGE run from its config: data, model, layout, sampler, optimizer, state, step.
+
+`build(config, V, R)` is the one place a KGE run is put together: the trainer, reading a run
+back (`kgjax.runs`), the AOT check, the benchmarks and the tests all call it. It reads the
+root config and hands each component its own section (`make_model(config.model, ...)`,
+`negatives.from_config(config.negatives)`, `make_optimizer(config.optimizer, ...)`,
+`make_layout(config.mesh, ...)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import ml_collections
+import optax
+
+from kgjax.config import ConfigError
+from kgjax.data.triples import KGDataset
+from kgjax.evaluation.link_prediction import Evaluator
+from kgjax.models import kge as kge_models
+from kgjax.parallel.layout import DEFAULT_AXES, Layout
+from kgjax.text.features import sentence_features
+from kgjax.train.kge import negatives
+from kgjax.train.kge.state import TrainData, TrainState
+from kgjax.train.kge.step import StepSettings, make_train_chunk
+from kgjax.train.optimizers import make_optimizer
+
+
+def load_dataset(data: ml_collections.ConfigDict) -> KGDataset:
+    """The dataset a run's `data` section names (`path` wins over `name`)."""
+    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
+
+    return catalog.load_dataset(
+        None if data.path else data.name,
+        path=data.path or None,
+        data_dir=data.data_dir or None,
+        tfds_dir=data.tfds_dir or None,
+    )
+
+
+def make_model(
+    model: ml_collections.ConfigDict, num_entities: int, num_relations: int
+) -> kge_models.KGEModel:
+    """The KGE model a run's `model` section names, for V entities and R relations."""
+    hparams = {key: value for key, value in model.items() if key != "name"}
+    return kge_models.get(model.name, num_entities, num_relations, **hparams)
+
+
+def make_layout(
+    mesh: ml_collections.ConfigDict | None, model: kge_models.KGEModel, devices=None
+) -> Layout:
+    """The mesh of a run's `mesh` section over `devices` (default: all), with the model's
+    table sizes.
+
+    Raises:
+      ConfigError: the mesh does not fit the devices.
+    """
+    mesh = mesh or ml_collections.ConfigDict({"axes": DEFAULT_AXES})
+    try:
+        return Layout.create(
+            model.num_entities,
+            model.num_relations,
+            mesh.axes,
+            devices,
+            bool(mesh.get("shard_relations", False)),
+        )
+    except ValueError as error:
+        raise ConfigError(f"config.mesh.axes: {error}") from None
+
+
+def step_settings(config: ml_collections.ConfigDict) -> StepSettings:
+    """The training step's static settings, from the sections that shape the step."""
+    adversarial = config.negatives.sampler == "self_adversarial"
+    return StepSettings(
+        batch_size=config.batch_size,
+        adversarial_temperature=(
+            config.negatives.adversarial_temperature if adversarial else None
+        ),
+        subsampling=config.loss.subsampling,
+        regularizer=config.loss.regularizer,
+        regularization=config.loss.regularization,
+        row_sparse=config.optimizer.row_sparse,
+        optimizer=config.optimizer.name,
+        self_negative=config.negatives.self_negative,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class KGEBuild:
+    """A KGE run's parts, and the calls that make its state, data, step and evaluator.
+
+    Attributes:
+      model: the KGE model (interaction + tables).
+      layout: where every array lives (mesh, padded and split tables).
+      sampler: the negative sampler (`kgjax.train.kge.negatives`).
+      optimizer, schedule: the optax transformation and its learning-rate schedule.
+      settings: the step's static settings.
+      config: the run's config (read for the data and text sections by `train_data`).
+    """
+
+    model: kge_models.KGEModel
+    layout: Layout
+    sampler: object
+    optimizer: optax.GradientTransformation
+    schedule: optax.Schedule
+    settings: StepSettings
+    config: ml_collections.ConfigDict
+
+    def initial_state(self, key: jax.Array) -> TrainState:
+        """Fresh parameters drawn straight into their shards: no device holds a whole table."""
+        return TrainState.create_sharded(self.model, self.sampler, self.optimizer, key, self.layout)
+
+    def abstract_state(self) -> TrainState:
+        """The state's shapes with their shardings: the target of a checkpoint restore."""
+        return TrainState.abstract(self.model, self.sampler, self.optimizer, self.layout)
+
+    def train_data(self, dataset: KGDataset) -> TrainData:
+        """The training split, its index and the sampler's features on the layout's devices."""
+        config = self.config
+        sentences = functools.partial(
+            sentence_features, config.text, config.data, dataset.entities.names
+        )
+        features = self.sampler.features(dataset.num_entities, config.seed, sentences)
+        return TrainData.from_dataset(dataset, config.loss.subsampling, features, self.layout)
+
+    def train_chunk(self, length: int):
+        """The jitted call running `length` steps: fn(state, data, root_key) -> (state,
+        metrics [length]); the state is donated and keeps its shardings."""
+        state_sharding = jax.tree.map(lambda x: x.sharding, self.abstract_state())
+        return make_train_chunk(
+            self.model, self.sampler, self.optimizer, self.schedule, self.settings, length,
+            self.layout, state_sharding,
+        )  # fmt: skip
+
+    def evaluator(self, dataset: KGDataset) -> Evaluator:
+        """Filtered link prediction on the layout's devices."""
+        return Evaluator(self.model, dataset, self.config.evaluation.batch_size, self.layout)
+
+
+def build(
+    config: ml_collections.ConfigDict,
+    num_entities: int,
+    num_relations: int,
+    devices=None,
+    *,
+    model: kge_models.KGEModel | None = None,
+    layout: Layout | None = None,
+) -> KGEBuild:
+    """The parts of the run `config` describes, for V entities and R relations.
+
+    Args:
+      devices: the devices the mesh spans (default: all of them).
+      model: a model to use instead of the config's (benchmarks of model variants).
+      layout: a layout to use instead of the config's mesh (reading a run back elsewhere).
+
+    Raises:
+      ConfigError: the mesh does not fit the devices.
+    """
+    model = model or make_model(config.model, num_entities, num_relations)
+    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
+    return KGEBuild(
+        model=model,
+        layout=layout or make_layout(config.get("mesh"), model, devices),
+        sampler=negatives.from_config(config.negatives),
+        optimizer=optimizer,
+        schedule=schedule,
+        settings=step_settings(config),
+        config=config,
+    )
+
