@@ -19,7 +19,8 @@ import pytest
 from kgjax import config as config_lib
 from kgjax.models import kge as models
 from kgjax.ops.ranking import filtered_rank_counts, filtered_ranks, ranks_from_counts
-from kgjax.parallel import layout as sharding
+from kgjax.parallel import mesh as sharding
+from kgjax.parallel.layout import Layout
 from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge.step import shuffled_positions
 
@@ -63,7 +64,7 @@ def test_config_has_a_mesh_that_validates_and_may_change_on_resume():
 
 
 def test_single_device_layout_pads_nothing():
-    layout = sharding.Layout.single_device(135, 46)
+    layout = Layout.single_device(135, 46)
     assert (layout.entity_rows, layout.relation_rows, layout.num_devices) == (135, 46, 1)
     model = models.get("rotate", 135, 46, dim=4)
     params = model.init(jax.random.key(0))
