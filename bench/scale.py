@@ -94,13 +94,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 from kgjax.data.triples import TripleIndex, subsampling_weights  # noqa: E402
-from kgjax.models import kge as models  # noqa: E402
 from kgjax.ops.triple_index import DeviceTripleIndex  # noqa: E402
-from kgjax.parallel.layout import Layout  # noqa: E402
-from kgjax.train.kge.negatives import UniformSampler  # noqa: E402
-from kgjax.train.kge.state import TrainData, TrainState  # noqa: E402
-from kgjax.train.kge.step import StepSettings, make_train_chunk  # noqa: E402
-from kgjax.train.optimizers import make_optimizer  # noqa: E402
+from kgjax.train.kge.build import build  # noqa: E402
+from kgjax.train.kge.config import kge_config  # noqa: E402
+from kgjax.train.kge.state import TrainData  # noqa: E402
 
 MB = 2**20
 
@@ -141,12 +138,18 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
         axes = (("data", -1), ("model", min(args.model_axis, len(devices))))
     else:
         axes = (("data", 1), ("model", -1))
-    layout = Layout.create(num_entities, args.relations, axes, devices)
-    model = models.get("rotate", num_entities, args.relations, dim=args.dim, gamma=24.0)
-    sampler = UniformSampler(args.num_negatives)
-    optimizer, schedule = make_optimizer(_optimizer_config(), 1_000_000)
+    config = kge_config(
+        command="bench/scale.py", model="rotate", dataset="synthetic", dim=args.dim, gamma=24.0,
+        batch_size=args.batch_size, num_negatives=args.num_negatives,
+        adversarial_temperature=1.0, lr=1e-4, num_steps=1_000_000,
+    )  # fmt: skip
+    config.optimizer.schedule = "constant"
+    config.optimizer.row_sparse = args.row_sparse
+    config.mesh.axes = axes
+    parts = build(config, num_entities, args.relations, devices)
+    layout = parts.layout
     started = time.perf_counter()
-    state = TrainState.create_sharded(model, sampler, optimizer, jax.random.key(0), layout)
+    state = parts.initial_state(jax.random.key(0))
     index = DeviceTripleIndex.from_host(TripleIndex.build(triples, num_entities))
     data = TrainData(
         triples=layout.put(triples, "triples", None),
@@ -157,12 +160,7 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
     )
     jax.block_until_ready((state, data))
     setup_seconds = time.perf_counter() - started
-
-    sharding = jax.tree.map(lambda x: x.sharding, state)
-    settings = StepSettings(args.batch_size, 1.0, True, "none", 0.0, args.row_sparse, "adam")
-    chunk = make_train_chunk(
-        model, sampler, optimizer, schedule, settings, args.steps_per_call, layout, sharding
-    )
+    chunk = parts.train_chunk(args.steps_per_call)
     key = jax.random.key(1)
     started = time.perf_counter()
     compiled = chunk.lower(state, data, key).compile()
@@ -198,7 +196,7 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
         "devices": len(devices),
         "mesh": dict(layout.mesh.shape),
         "entity_rows": layout.entity_rows,
-        "table_bytes_total": layout.entity_rows * model.entity_width * 4,
+        "table_bytes_total": layout.entity_rows * parts.model.entity_width * 4,
         "table_bytes_per_device": max(table.values()),
         # The dense gradients of the tables (as large as their shards), part of the peak.
         "gradient_bytes_per_device": gradient_bytes,
@@ -212,15 +210,6 @@ def measure(num_entities: int, triples: np.ndarray, devices, args) -> dict:
         "setup_seconds": setup_seconds,
         "compile_seconds": compile_seconds,
     }
-
-
-def _optimizer_config():
-    import ml_collections
-
-    return ml_collections.ConfigDict(
-        dict(name="adam", lr=1e-4, schedule="constant", decay_steps=0, decay_factor=1.0,
-             warmup_steps=0)
-    )  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:

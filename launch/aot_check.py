@@ -137,18 +137,13 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
     import jax.numpy as jnp
     import numpy as np
 
-    from kgjax import runs
     from kgjax.evaluation import link_prediction
+    from kgjax.train.kge import build as build_lib
     from kgjax.train.kge import config as kge_config_lib
-    from kgjax.train.kge import negatives
-    from kgjax.train.kge.state import TrainState
-    from kgjax.train.kge.step import StepSettings, make_train_chunk
-    from kgjax.train.optimizers import make_optimizer
 
     kge_config_lib.validate(config)
-    sampler = negatives.from_config(config)
     if sizes is None:
-        dataset = runs.load_dataset(config.data)
+        dataset = build_lib.load_dataset(config.data)
         sizes = {
             "entities": dataset.num_entities,
             "relations": dataset.num_relations,
@@ -160,7 +155,7 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
             "train": _index_stats(dataset.triple_index(("train",))),
             "all": _index_stats(dataset.triple_index()),
         }
-        features = sampler.features(config, dataset)
+        features = None
     else:
         steps = max(1, math.ceil(math.log2(sizes["max_degree"] + 1)))
         budget = (steps, sizes["max_answers"])
@@ -170,16 +165,14 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
         }
         sizes = {**sizes, "all_triples": sizes["triples"] + 2 * sizes["eval_triples"]}
         features = {}
-    model = runs.build_model(config, sizes["entities"], sizes["relations"])
-    layout = runs.build_layout(config, model, devices)
-    optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
-    state = TrainState.abstract(model, sampler, optimizer, layout)
+    parts = build_lib.build(config, sizes["entities"], sizes["relations"], devices)
+    model, layout = parts.model, parts.layout
+    if features is None:
+        features = parts.features(dataset)
+    state = parts.abstract_state()
     data, eval_index = abstract_data(layout, sizes, stats, features)
     key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=layout.replicated)
-    chunk = make_train_chunk(
-        model, sampler, optimizer, schedule, StepSettings.from_config(config),
-        kge_config_lib.chunk_length(config), layout, jax.tree.map(lambda x: x.sharding, state),
-    )  # fmt: skip
+    chunk = parts.train_chunk(kge_config_lib.chunk_length(config))
     train = chunk.lower(state, data, key).compile().memory_analysis()
 
     batch = layout.padded(min(config.evaluation.batch_size, sizes["eval_triples"]), "eval_batch")
@@ -189,7 +182,7 @@ def check(config, devices, sizes: dict | None = None, device_memory: float = 80 
         sharding=layout.sharding(None, "eval_batch", None),
     )
     evaluate = (
-        link_prediction._rank_all.lower(model, layout, state.params, batches, eval_index)
+        link_prediction.rank_all.lower(model, layout, state.params, batches, eval_index)
         .compile()
         .memory_analysis()
     )

@@ -86,7 +86,17 @@ def _param_specs(layout: Layout, params: Params):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layout"))
-def _rank_all(model, layout, params, batches, index):
+def rank_all(model, layout, params, batches, index):
+    """Filtered ranks of every evaluation triple, each model shard scoring its own rows.
+
+    Args:
+      params: the tables as the layout holds them (`layout.place_params`).
+      batches: int32 [n_batches, B, 3] triples, padded, split along "eval_batch".
+      index: the filter's `DeviceTripleIndex`, replicated.
+
+    Returns:
+      The `filtered_rank_counts` of each triple, [n_batches, 4, B], replicated.
+    """
     batch_axis = layout.spec(None, "eval_batch")[1]
 
     def body(params, batches, index):
@@ -129,7 +139,7 @@ def evaluate(
     batch_size = layout.padded(min(batch_size, n), "eval_batch")
     padded = np.concatenate([triples, np.repeat(triples[:1], (-n) % batch_size, axis=0)])
     batches = layout.put(padded.reshape(-1, batch_size, 3), None, "eval_batch", None)
-    ranks = _rank_all(model, layout, layout.place_params(params), batches, layout.replicate(index))
+    ranks = rank_all(model, layout, layout.place_params(params), batches, layout.replicate(index))
     ranks = layout.fetch(ranks)  # [nb, 4, B]
     ranks = ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
     return link_prediction_metrics(*ranks)

@@ -14,6 +14,7 @@ import functools
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 
 from kgjax.config import ConfigError
@@ -116,14 +117,18 @@ class KGEBuild:
         """The state's shapes with their shardings: the target of a checkpoint restore."""
         return TrainState.abstract(self.model, self.sampler, self.optimizer, self.layout)
 
-    def train_data(self, dataset: KGDataset) -> TrainData:
-        """The training split, its index and the sampler's features on the layout's devices."""
+    def features(self, dataset: KGDataset) -> dict[str, np.ndarray]:
+        """The fixed per-entity arrays the sampler reads ({} for most samplers), on the host."""
         config = self.config
         sentences = functools.partial(
             sentence_features, config.text, config.data, dataset.entities.names
         )
-        features = self.sampler.features(dataset.num_entities, config.seed, sentences)
-        return TrainData.from_dataset(dataset, config.loss.subsampling, features, self.layout)
+        return self.sampler.features(dataset.num_entities, config.seed, sentences)
+
+    def train_data(self, dataset: KGDataset) -> TrainData:
+        """The training split, its index and the sampler's features on the layout's devices."""
+        subsampling = self.config.loss.subsampling
+        return TrainData.from_dataset(dataset, subsampling, self.features(dataset), self.layout)
 
     def train_chunk(self, length: int):
         """The jitted call running `length` steps: fn(state, data, root_key) -> (state,

@@ -1,0 +1,47 @@
+"""What the benchmarks share: the one-device training call, memory peaks, result files.
+
+Benchmarks only call the library; what several of them need lives here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+
+from kgjax.train.kge.build import build
+
+
+def single_device_chunk(config, dataset, length: int, model=None):
+    """The training call of `config` on the first device (`kgjax.train.kge.build`).
+
+    Args:
+      config: a KGE training config.
+      dataset: its loaded `KGDataset`.
+      length: steps per call.
+      model: a model to train instead of the config's (variants of the same widths).
+
+    Returns:
+      (jitted chunk(state, data, key) -> (state, metrics), the initial state, the TrainData).
+    """
+    parts = build(
+        config, dataset.num_entities, dataset.num_relations, [jax.devices()[0]], model=model
+    )
+    return parts.train_chunk(length), parts.initial_state(jax.random.key(0)), parts.train_data(dataset)
+
+
+def peak_memory_bytes() -> int | None:
+    """The first device's peak bytes in use, where the backend reports it (GPU, TPU)."""
+    stats = jax.local_devices()[0].memory_stats()
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def write_results(out: str, payload: dict, markdown: str) -> None:
+    """Writes `<out>.json` and `<out>.md` (creating the folder)."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
+    with open(f"{out}.json", "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    with open(f"{out}.md", "w") as f:
+        f.write(markdown)
