@@ -45,20 +45,22 @@ def parse_rules(rules) -> Rules:
         None.
     """
     form = 'pairs (path regex, logical axes), e.g. ((r"(^|/)entity$", ("entity", "embed")),)'
+    pairs = []
     try:
-        pairs = tuple((pattern, tuple(axes)) for pattern, axes in rules)
+        for pattern, axes in rules:
+            if not isinstance(pattern, str) or isinstance(axes, str):
+                raise TypeError(pattern, axes)  # "entity" would read as 6 one-letter axes
+            pairs.append((pattern, tuple(axes)))
     except (TypeError, ValueError):
         raise ValueError(f"{rules!r} is not {form}") from None
     for pattern, axes in pairs:
-        if not isinstance(pattern, str) or isinstance(axes, str):
-            raise ValueError(f"{rules!r} is not {form}")
         try:
             re.compile(pattern)
         except re.error as error:
             raise ValueError(f"placement rule {pattern!r}: {error}") from None
         if not all(axis is None or isinstance(axis, str) for axis in axes):
             raise ValueError(f"placement rule {pattern!r}: axes {axes!r} are not names or None")
-    return pairs
+    return tuple(pairs)
 
 
 def path_name(path) -> str:
