@@ -97,6 +97,60 @@ def test_embeddings_mathematical_form(model_and_params):
         np.testing.assert_allclose(h.imag, q[D:], atol=1e-5)
 
 
+# Each model's interaction built alone, with the fixture's hyper-parameters.
+INTERACTIONS = {
+    "transe": models.TransEInteraction(dim=D, gamma=3.0, entity_chunk_size=7),
+    "rotate": models.RotatEInteraction(dim=D, gamma=3.0, entity_chunk_size=7),
+    "distmult": models.DistMultInteraction(dim=D),
+    "complex": models.ComplExInteraction(dim=D),
+}
+
+
+def test_interaction_scores_any_vectors_as_the_model_scores_its_table_rows(model_and_params):
+    model, _ = model_and_params
+    interaction = INTERACTIONS[model.name]
+    assert interaction == model.interaction
+    rng = np.random.default_rng(2)
+    # Vectors that no table holds (a text encoder's or a GAT's, say): 6 (h, r, t) triples.
+    heads, tails = jnp.asarray(rng.normal(size=(2, 6, interaction.entity_width)), jnp.float32)
+    relations = jnp.asarray(rng.normal(size=(6, interaction.relation_width)), jnp.float32)
+    scores = interaction.match(interaction.tail_query(heads, relations), tails)
+    want = reference_score(model.name, heads, relations, tails, model.gamma, model.embedding_range)
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)
+
+    # The same vectors as table rows, scored by id: bit for bit the same.
+    ids = np.arange(6)
+    tables = {"entity": jnp.concatenate([heads, tails]), "relation": relations}
+    np.testing.assert_array_equal(scores, model.score_hrt(tables, ids, ids, ids + 6))
+    # 12 candidates in blocks of 7 for the distance models.
+    tail_query = interaction.tail_query(heads, relations)
+    head_query = interaction.head_query(relations, tails)
+    np.testing.assert_array_equal(
+        interaction.match_all(tail_query, tables["entity"]), model.score_t(tables, ids, ids)
+    )
+    np.testing.assert_array_equal(
+        interaction.match_all(head_query, tables["entity"]), model.score_h(tables, ids, ids + 6)
+    )
+
+
+def test_model_and_interaction_are_static_jit_arguments():
+    model = models.get("rotate", V, R, dim=D, gamma=3.0)
+    assert hash(model) == hash(models.get("rotate", V, R, dim=D, gamma=3.0))
+    params = model.init(jax.random.key(0))
+    ids = jnp.arange(4)
+    score = jax.jit(lambda model, params: model.score_hrt(params, ids, ids, ids), static_argnums=0)
+    np.testing.assert_allclose(
+        score(model, params), model.score_hrt(params, ids, ids, ids), rtol=1e-6
+    )
+    match = jax.jit(lambda interaction, q, c: interaction.match(q, c), static_argnums=0)
+    query = model.tail_query(params["entity"][ids], params["relation"][ids])
+    np.testing.assert_allclose(
+        match(model.interaction, query, params["entity"][ids]),
+        model.match(query, params["entity"][ids]),
+        rtol=1e-6,
+    )
+
+
 def test_rotate_gradient_is_finite_when_head_rotates_onto_tail():
     model = models.get("rotate", 3, 1, dim=4, gamma=1.0)
     params = {"entity": jnp.zeros((3, 8)), "relation": jnp.zeros((1, 4))}
@@ -112,6 +166,28 @@ def test_get_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         models.get("rotate", 3, 2, dimension=4)
     assert isinstance(models.get("RotatE", 3, 2), models.RotatE)
+
+
+def test_get_takes_the_model_fields_as_hyper_parameters():
+    model = models.get("transe", 3, 2, dim=4, gamma=1.5, entity_chunk_size=2)
+    assert model.hparams() == {
+        "num_entities": 3,
+        "num_relations": 2,
+        "dim": 4,
+        "gamma": 1.5,
+        "entity_chunk_size": 2,
+    }
+    known = "known: dim, entity_chunk_size, gamma"
+    with pytest.raises(
+        ValueError, match=rf"hyper-parameter\(s\) for transe: chunk, dimension; {known}"
+    ):
+        models.get("transe", 3, 2, dimension=4, chunk=2)
+    # Class attributes are not hyper-parameters.
+    for attribute in ("interaction_class", "complex_entities", "tables"):
+        with pytest.raises(
+            ValueError, match=f"unknown hyper-parameter\\(s\\) for rotate: {attribute};"
+        ):
+            models.get("rotate", 3, 2, **{attribute: None})
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,16 @@
 model = kgjax.models.kge.get("rotate", num_entities, num_relations, dim=500, gamma=6.0)
 params = model.init(jax.random.key(0))
 model.score_t(params, h, r)  # [B, V]
+model.interaction.match(model.interaction.tail_query(h_vectors, r_vectors), t_vectors)  # [B]
 """
 
 from __future__ import annotations
 
-from kgjax.models.kge.base import KGEModel, Params
-from kgjax.models.kge.bilinear import ComplEx, DistMult
-from kgjax.models.kge.translational import RotatE, TransE
+import dataclasses
+
+from kgjax.models.kge.base import EmbeddingTables, Interaction, KGEModel, Params
+from kgjax.models.kge.bilinear import ComplEx, ComplExInteraction, DistMult, DistMultInteraction
+from kgjax.models.kge.translational import RotatE, RotatEInteraction, TransE, TransEInteraction
 
 MODELS: dict[str, type[KGEModel]] = {cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE)}
 
@@ -21,7 +24,7 @@ def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel
       name: the model's name.
       num_entities: V.
       num_relations: R.
-      **hparams: `dim`, `gamma`, `entity_chunk_size`.
+      **hparams: the model's other fields (`KGEModel`: dim, gamma, entity_chunk_size).
 
     Raises:
       ValueError: an unknown model name or hyper-parameter.
@@ -29,7 +32,7 @@ def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel
     cls = MODELS.get(name.lower())
     if cls is None:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    known = {"dim", "gamma", "entity_chunk_size"}
+    known = {f.name for f in dataclasses.fields(cls)} - {"num_entities", "num_relations"}
     unknown = set(hparams) - known
     if unknown:
         raise ValueError(
@@ -39,4 +42,19 @@ def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel
     return cls(num_entities=num_entities, num_relations=num_relations, **hparams)
 
 
-__all__ = ["MODELS", "ComplEx", "DistMult", "KGEModel", "Params", "RotatE", "TransE", "get"]
+__all__ = [
+    "MODELS",
+    "ComplEx",
+    "ComplExInteraction",
+    "DistMult",
+    "DistMultInteraction",
+    "EmbeddingTables",
+    "Interaction",
+    "KGEModel",
+    "Params",
+    "RotatE",
+    "RotatEInteraction",
+    "TransE",
+    "TransEInteraction",
+    "get",
+]

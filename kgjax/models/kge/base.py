@@ -1,8 +1,9 @@
-"""The shape every knowledge-graph embedding model shares.
+"""Knowledge-graph embedding split as PyKEEN splits it: interactions and representations.
 
-A KGE model here is a frozen dataclass of static settings plus pure functions over a
-parameter pytree `{"entity": [V, De], "relation": [R, Dr]}`. Every score is written as a
-*query* matched against *candidates*:
+An *interaction* (`Interaction`) is a stateless scoring function: a frozen dataclass of static
+hyper-parameters whose methods take entity and relation vectors from anywhere (table rows,
+text vectors, a GAT's output). Every score is written as a *query* matched against
+*candidates*:
 
   tail prediction:  score(h, r, t) = match(tail_query(h, r), t)
   head prediction:  score(h, r, t) = match(head_query(r, t), h)
@@ -10,14 +11,19 @@ parameter pytree `{"entity": [V, De], "relation": [R, Dr]}`. Every score is writ
 so training negatives, filtered ranking against all entities and single-triple scoring all
 run through one `match`, the only place a faster kernel needs to go.
 
-Shapes: B batch, K negatives, V entities, R relations, D embedding width.
+A *representation* (`EmbeddingTables`) makes the vectors: here free parameter tables
+`{"entity": [V, De], "relation": [R, Dr]}`. A *model* (`KGEModel`, PyKEEN's ERModel) composes
+one interaction with the tables and scores triples given as ids.
+
+Shapes: B batch, K negatives, V entities, R relations, D embedding width, De and Dr the
+widths of an entity and a relation vector (2D for a complex one, stored as [re | im]).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,55 +32,158 @@ import numpy as np
 Params = dict[str, jax.Array]
 
 
+def embedding_range(gamma: float, dim: int) -> float:
+    """The RotatE reference's initialisation range (gamma + epsilon) / dim, epsilon = 2."""
+    return (gamma + 2.0) / dim
+
+
 @dataclasses.dataclass(frozen=True)
-class KGEModel(abc.ABC):
-    """Base class: subclasses set the widths and define the query and match functions.
+class Interaction(abc.ABC):
+    """A scoring function of entity and relation vectors; subclasses define the formulas.
 
     Attributes:
-      num_entities: V.
-      num_relations: R.
       dim: the embedding size in the paper's sense (complex dimensions for complex models).
-      gamma: the margin of distance models; with the RotatE reference it also sets the
-        initialisation range (gamma + 2) / dim for every model.
-      entity_chunk_size: candidates scored per block in `score_t`/`score_h` for distance
-        models, bounding the [B, chunk, D] intermediate.
     """
 
-    num_entities: int
-    num_relations: int
-    dim: int = 100
-    gamma: float = 12.0
-    entity_chunk_size: int = 4096
+    dim: int
 
-    name = "base"
     # Whether entity (relation) vectors hold [re | im] halves of complex numbers.
-    complex_entities = False
-    complex_relations = False
+    complex_entities: ClassVar[bool] = False
+    complex_relations: ClassVar[bool] = False
 
     def __post_init__(self):
-        for field in ("num_entities", "num_relations", "dim"):
-            if getattr(self, field) < 1:
-                raise ValueError(
-                    f"{self.name}: {field} must be positive, got {getattr(self, field)}"
-                )
+        if self.dim < 1:
+            raise ValueError(f"{type(self).__name__}: dim must be positive, got {self.dim}")
 
     @property
     def entity_width(self) -> int:
+        """De."""
         return 2 * self.dim if self.complex_entities else self.dim
 
     @property
     def relation_width(self) -> int:
+        """Dr."""
         return 2 * self.dim if self.complex_relations else self.dim
 
-    @property
-    def embedding_range(self) -> float:
-        # RotatE reference: epsilon = 2.0, range = (gamma + epsilon) / hidden_dim.
-        return (self.gamma + 2.0) / self.dim
+    @abc.abstractmethod
+    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
+        """What a true tail should match.
+
+        Args:
+          head: [..., De].
+          relation: [..., Dr], broadcastable against `head`'s leading shape.
+
+        Returns:
+          [..., De].
+        """
+
+    @abc.abstractmethod
+    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
+        """What a true head should match.
+
+        Args:
+          relation: [..., Dr].
+          tail: [..., De], broadcastable against `relation`'s leading shape.
+
+        Returns:
+          [..., De].
+        """
+
+    @abc.abstractmethod
+    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
+        """Scores queries against candidates.
+
+        Args:
+          query: [..., De].
+          candidate: [..., De], broadcastable against `query`'s leading shape.
+
+        Returns:
+          [...] scores, higher for a likelier triple.
+        """
+
+    @abc.abstractmethod
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        """Scores every query against every candidate.
+
+        Args:
+          query: [B, De].
+          candidates: [V, De].
+
+        Returns:
+          [B, V].
+        """
+
+
+@dataclasses.dataclass(frozen=True)
+class DistanceInteraction(Interaction):
+    """An interaction scoring gamma - distance(query, candidate).
+
+    Attributes:
+      gamma: the margin.
+      entity_chunk_size: candidates scored per block in `match_all`, bounding the
+        [B, chunk, De] intermediate.
+    """
+
+    gamma: float = 12.0
+    entity_chunk_size: int = 4096
+
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        """Scores every query against every candidate: [B, De], [V, De] -> [B, V].
+
+        The candidates are scored in blocks so that a distance never holds [B, V, De].
+        """
+        num = candidates.shape[0]
+        if num <= self.entity_chunk_size:
+            return self.match(query[:, None, :], candidates[None])
+        chunk = self.entity_chunk_size
+        pad = (-num) % chunk
+        blocks = jnp.pad(candidates, ((0, pad), (0, 0))).reshape(-1, chunk, candidates.shape[1])
+        scores = jax.lax.map(lambda block: self.match(query[:, None, :], block[None]), blocks)
+        return jnp.moveaxis(scores, 0, 1).reshape(query.shape[0], -1)[:, :num]
+
+
+@dataclasses.dataclass(frozen=True)
+class BilinearInteraction(Interaction):
+    """An interaction scoring the dot product of query and candidate: all entities in one
+    matrix product."""
+
+    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
+        return jnp.sum(query * candidate, axis=-1)
+
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        return query @ candidates.T
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingTables:
+    """Free entity and relation vectors: the representation a plain KGE run trains.
+
+    Attributes:
+      num_entities: V.
+      num_relations: R.
+      entity_width: De.
+      relation_width: Dr.
+      bound: the initialisation range.
+      complex_entities: whether entity rows hold [re | im] halves.
+      complex_relations: whether relation rows hold [re | im] halves.
+    """
+
+    num_entities: int
+    num_relations: int
+    entity_width: int
+    relation_width: int
+    bound: float
+    complex_entities: bool = False
+    complex_relations: bool = False
 
     def init(self, rng: jax.Array) -> Params:
-        """Uniform(-range, range) tables, as the RotatE reference initialises them."""
+        """Uniform(-bound, bound) tables, as the RotatE reference initialises them.
+
+        Returns:
+          {"entity": float32 [V, De], "relation": float32 [R, Dr]}.
+        """
         entity_key, relation_key = jax.random.split(rng)
-        bound = self.embedding_range
+        bound = self.bound
         return {
             "entity": jax.random.uniform(
                 entity_key, (self.num_entities, self.entity_width), jnp.float32, -bound, bound
@@ -88,35 +197,118 @@ class KGEModel(abc.ABC):
             ),
         }
 
-    # --- the three functions a model defines -------------------------------------------
+    def embeddings(self, params: Params) -> dict[str, np.ndarray]:
+        """The tables in their mathematical form, as NumPy: complex halves joined.
 
-    @abc.abstractmethod
+        Returns:
+          {"entity": [V, De] float32, or complex64 [V, De / 2]; "relation" likewise}.
+        """
+        out = {}
+        for key, is_complex in (
+            ("entity", self.complex_entities),
+            ("relation", self.complex_relations),
+        ):
+            table = np.asarray(params[key], np.float32)
+            out[key] = _to_complex(table) if is_complex else table
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class KGEModel:
+    """An interaction over embedding tables (PyKEEN's ERModel), scoring triples by ids.
+
+    Subclasses name the interaction; the model's fields are its hyper-parameters, and the
+    interaction takes those of them that it declares.
+
+    Attributes:
+      num_entities: V.
+      num_relations: R.
+      dim: the embedding size in the paper's sense (complex dimensions for complex models).
+      gamma: the margin of distance models; with the RotatE reference it also sets the
+        initialisation range (gamma + 2) / dim for every model.
+      entity_chunk_size: candidates scored per block in `score_t`/`score_h` for distance
+        models, bounding the [B, chunk, De] intermediate.
+    """
+
+    num_entities: int
+    num_relations: int
+    dim: int = 100
+    gamma: float = 12.0
+    entity_chunk_size: int = 4096
+
+    name: ClassVar[str] = "base"
+    interaction_class: ClassVar[type[Interaction]]
+
+    def __post_init__(self):
+        for field in ("num_entities", "num_relations", "dim"):
+            if getattr(self, field) < 1:
+                raise ValueError(
+                    f"{self.name}: {field} must be positive, got {getattr(self, field)}"
+                )
+
+    @property
+    def interaction(self) -> Interaction:
+        """The scoring function alone, for vectors that do not come from the tables."""
+        fields = dataclasses.fields(self.interaction_class)
+        return self.interaction_class(**{f.name: getattr(self, f.name) for f in fields})
+
+    @property
+    def tables(self) -> EmbeddingTables:
+        """The representation: the entity and relation tables the interaction scores."""
+        interaction = self.interaction
+        return EmbeddingTables(
+            num_entities=self.num_entities,
+            num_relations=self.num_relations,
+            entity_width=interaction.entity_width,
+            relation_width=interaction.relation_width,
+            bound=self.embedding_range,
+            complex_entities=self.complex_entities,
+            complex_relations=self.complex_relations,
+        )
+
+    @property
+    def complex_entities(self) -> bool:
+        return self.interaction_class.complex_entities
+
+    @property
+    def complex_relations(self) -> bool:
+        return self.interaction_class.complex_relations
+
+    @property
+    def entity_width(self) -> int:
+        return self.interaction.entity_width
+
+    @property
+    def relation_width(self) -> int:
+        return self.interaction.relation_width
+
+    @property
+    def embedding_range(self) -> float:
+        return embedding_range(self.gamma, self.dim)
+
+    def init(self, rng: jax.Array) -> Params:
+        """Fresh tables {"entity": [V, De], "relation": [R, Dr]} (`EmbeddingTables.init`)."""
+        return self.tables.init(rng)
+
+    # --- the interaction's functions (`Interaction` documents them) -------------------------
+
     def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
         """[..., De], [..., Dr] -> [..., De]: what a true tail should match."""
+        return self.interaction.tail_query(head, relation)
 
-    @abc.abstractmethod
     def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
         """[..., Dr], [..., De] -> [..., De]: what a true head should match."""
+        return self.interaction.head_query(relation, tail)
 
-    @abc.abstractmethod
     def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
         """Scores broadcastable [..., De] queries against [..., De] candidates -> [...]."""
+        return self.interaction.match(query, candidate)
 
     def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
-        """Scores every query against every candidate: [B, De], [V, De] -> [B, V].
+        """Scores every query against every candidate: [B, De], [V, De] -> [B, V]."""
+        return self.interaction.match_all(query, candidates)
 
-        The default blocks the candidates so a distance model never holds [B, V, De].
-        """
-        num = candidates.shape[0]
-        if num <= self.entity_chunk_size:
-            return self.match(query[:, None, :], candidates[None])
-        chunk = self.entity_chunk_size
-        pad = (-num) % chunk
-        blocks = jnp.pad(candidates, ((0, pad), (0, 0))).reshape(-1, chunk, candidates.shape[1])
-        scores = jax.lax.map(lambda block: self.match(query[:, None, :], block[None]), blocks)
-        return jnp.moveaxis(scores, 0, 1).reshape(query.shape[0], -1)[:, :num]
-
-    # --- the public API, in the names KGE users know ---------------------------------------
+    # --- scoring by ids, in the names KGE users know ----------------------------------------
 
     def score_hrt(self, params: Params, h: jax.Array, r: jax.Array, t: jax.Array) -> jax.Array:
         """Scores triples given as broadcastable int arrays of ids, e.g. [B] -> [B]."""
@@ -134,15 +326,8 @@ class KGEModel(abc.ABC):
         return self.match_all(self.head_query(relation[r], entity[t]), entity)
 
     def embeddings(self, params: Params) -> dict[str, np.ndarray]:
-        """The tables in their mathematical form, as NumPy (complex halves joined)."""
-        out = {}
-        for key, is_complex in (
-            ("entity", self.complex_entities),
-            ("relation", self.complex_relations),
-        ):
-            table = np.asarray(params[key], np.float32)
-            out[key] = _to_complex(table) if is_complex else table
-        return out
+        """The tables in their mathematical form, as NumPy (`EmbeddingTables.embeddings`)."""
+        return self.tables.embeddings(params)
 
     def hparams(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -2,6 +2,8 @@
 
 Both score by a dot product of a query with the candidate, so scoring against all entities
 is one matrix product. Scoring follows the RotatE reference implementation.
+
+Shapes: D embedding width (`dim`), De and Dr entity and relation widths.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from kgjax.models.kge.base import KGEModel, split_complex
+from kgjax.models.kge.base import BilinearInteraction, KGEModel, split_complex
 
 
 @dataclasses.dataclass(frozen=True)
-class DistMult(KGEModel):
-    """DistMult (Yang et al., ICLR 2015): score = sum_i h_i r_i t_i."""
+class DistMultInteraction(BilinearInteraction):
+    """DistMult (Yang et al., ICLR 2015): score(h, r, t) = sum_i h_i r_i t_i.
 
-    name = "distmult"
+    Vectors are real: h, t [..., D] (De = D), r [..., D] (Dr = D).
+    """
 
     def tail_query(self, head, relation):
         return head * relation
@@ -25,21 +28,16 @@ class DistMult(KGEModel):
     def head_query(self, relation, tail):
         return relation * tail
 
-    def match(self, query, candidate):
-        return jnp.sum(query * candidate, axis=-1)
-
-    def match_all(self, query, candidates):
-        return query @ candidates.T
-
 
 @dataclasses.dataclass(frozen=True)
-class ComplEx(KGEModel):
-    """ComplEx (Trouillon et al., ICML 2016): score = Re(sum_i h_i r_i conj(t_i)).
+class ComplExInteraction(BilinearInteraction):
+    """ComplEx (Trouillon et al., ICML 2016): score(h, r, t) = Re(sum_i h_i r_i
+    conj(t_i)).
 
-    Entities and relations are complex, stored as [re | im] halves.
+    h, r, t [..., 2D] are complex as [re | im] halves (De = Dr = 2D); with that layout
+    Re(q conj(c)) is the plain dot product of query and candidate.
     """
 
-    name = "complex"
     complex_entities = True
     complex_relations = True
 
@@ -54,9 +52,18 @@ class ComplEx(KGEModel):
         re_t, im_t = split_complex(tail)
         return jnp.concatenate([re_r * re_t + im_r * im_t, re_r * im_t - im_r * re_t], axis=-1)
 
-    def match(self, query, candidate):
-        # With [re | im] layout, Re(q conj(c)) is the plain dot product.
-        return jnp.sum(query * candidate, axis=-1)
 
-    def match_all(self, query, candidates):
-        return query @ candidates.T
+@dataclasses.dataclass(frozen=True)
+class DistMult(KGEModel):
+    """DistMult on free tables: `DistMultInteraction` over `EmbeddingTables`."""
+
+    name = "distmult"
+    interaction_class = DistMultInteraction
+
+
+@dataclasses.dataclass(frozen=True)
+class ComplEx(KGEModel):
+    """ComplEx on free tables: `ComplExInteraction` over `EmbeddingTables`."""
+
+    name = "complex"
+    interaction_class = ComplExInteraction
