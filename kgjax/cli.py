@@ -10,6 +10,7 @@ kgjax split    --dataset=fb15k237 --out=data/fb15k237_inductive [--fraction=0.1]
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -21,9 +22,11 @@ from kgjax.config import ConfigError
 from kgjax.data import catalog, inductive
 from kgjax.data.triples import DataError, UnknownNameError
 from kgjax.runs import RunError
-from kgjax.train.kge.trainer import TrainingDiverged, train
+from kgjax.train.host_loop import TrainingDiverged
 
 USAGE = __doc__.split("\n\n", 1)[1]
+# config.trainer -> the module whose `train(config, workdir, progress)` runs it; one per family.
+TRAINERS = {"kge": "kgjax.train.kge.trainer"}
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 
 
@@ -102,7 +105,11 @@ def run(command: str, fv: flags.FlagValues) -> int:
     if command == "train":
         if fv.config is None:
             raise flags.Error("missing --config (e.g. --config=configs/rotate.py:umls)")
-        results = train(fv.config, fv.workdir, progress=fv.progress)
+        family = fv.config.get("trainer", "kge")
+        if family not in TRAINERS:
+            raise ConfigError(f"config.trainer: {family!r} is not one of {sorted(TRAINERS)}")
+        trainer = importlib.import_module(TRAINERS[family])
+        results = trainer.train(fv.config, fv.workdir, progress=fv.progress)
         _print_metrics(results)
         print(
             f"steps/s {results['steps_per_second'] or 0:.1f}; results in {fv.workdir}/results.json"

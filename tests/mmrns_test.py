@@ -248,7 +248,7 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
     # UMLS has 46 relations: 64 rows take the per-relation path (the grouped matmul, or the
     # blocked gather with the threshold at 0), 8 rows the per-row one.
     config, model, sampler, data = setup
-    monkeypatch.setattr(mmrns_sampler, "MATMUL_MAX_GROUPS", matmul_max_groups)
+    monkeypatch.setattr(similarity, "MATMUL_MAX_GROUPS", matmul_max_groups)
     keys = jax.random.split(jax.random.key(3), 4)
     params = model.init(keys[0])
     sampler_params = sampler.init(keys[1], model)

@@ -53,6 +53,7 @@ def kge_config(
     """
     c = ml_collections.ConfigDict()
     c.command = command
+    c.trainer = "kge"  # the family that trains this config (`kgjax.cli.TRAINERS`)
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
@@ -249,6 +250,7 @@ def chunk_length(config: ml_collections.ConfigDict) -> int:
 # Keys added to the schema after runs were first saved, with the value that behaves as
 # their absence did: a run saved without one reads back (and resumes) as if it held it.
 ADDED_KEYS = {
+    "trainer": "kge",
     "optimizer.row_sparse": False,
     "negatives.shared_chunk_size": 0,
     "negatives.self_negative": False,
