@@ -7,43 +7,33 @@ folder, so KGJAX_DATA_DIR must point at a copy of ../shared/data):
   KGJAX_DATA_DIR=../shared/data kgjax train --config=configs/mmrns.py:transe_fb15k237 --workdir=runs/mmrns_transe_fb15k237
   KGJAX_DATA_DIR=../shared/data kgjax train --config=configs/mmrns.py:rotate_umls --workdir=runs/mmrns_rotate_umls  # 2 CPU cores
 
-The KGE hyper-parameters are those of configs/rotate.py and configs/transe.py (FB15k-237: the
-RotatE repository's best_config.sh), so `--config.negatives.sampler=uniform` or
-`self_adversarial` gives the baseline runs; bench/mmrns.py runs the whole comparison. The
-MMRNS settings are the reference's (github.com/quqxui/MMRNS README): a pool of 1,500 entities,
-epsilon_0 = 10, beta = 1/100, KCA widths 50, structural hidden 100. FB15k-237's texts are
-StAR's "Name -- first sentence" (two sentences kept), WN18RR's KG-BERT "lemma, definition"
-(one sentence), UMLS's the kg-bert paragraphs (up to
-four); no visual features exist for these datasets.
+The KGE hyper-parameters are those of configs/rotate.py and configs/transe.py (their rows of
+configs/reference.py; FB15k-237: the RotatE repository's best_config.sh), so
+`--config.negatives.sampler=uniform` or `self_adversarial` gives the baseline runs;
+bench/mmrns.py runs the whole comparison. The MMRNS settings are the reference's
+(github.com/quqxui/MMRNS README): a pool of 1,500 entities, epsilon_0 = 10, beta = 1/100, KCA
+widths 50, structural hidden 100. FB15k-237's texts are StAR's "Name -- first sentence" (two
+sentences kept), WN18RR's KG-BERT "lemma, definition" (one sentence), UMLS's the kg-bert
+paragraphs (up to four); no visual features exist for these datasets.
 """
 
-from kgjax.train.kge.config import kge_config
+import pathlib
+import runpy
 
-# batch, negatives, dim, gamma, temperature (-a), lr, max_steps, test batch (configs/<model>.py).
-SETTINGS = {
-    "fb15k237": dict(batch_size=1024, num_negatives=256, dim=1000, gamma=9.0,
-                     adversarial_temperature=1.0, lr=5e-5, num_steps=100_000, eval_batch_size=16),
-    "wn18rr": dict(batch_size=512, num_negatives=1024, dim=500, gamma=6.0,
-                   adversarial_temperature=0.5, lr=5e-5, num_steps=80_000, eval_batch_size=8),
-    "umls": dict(batch_size=256, num_negatives=64, dim=100, gamma=12.0,
-                 adversarial_temperature=1.0, lr=2e-3, num_steps=2_000, eval_batch_size=64),
-}  # fmt: skip
+reference = runpy.run_path(str(pathlib.Path(__file__).with_name("reference.py")))
 MODELS = ("rotate", "transe")
+DATASETS = ("fb15k237", "wn18rr", "umls")
 
 
 def get_config(argument: str = "rotate_umls"):
     model, _, dataset = argument.partition("_")
-    if model not in MODELS or dataset not in SETTINGS:
-        known = [f"{m}_{d}" for m in MODELS for d in SETTINGS]
+    if model not in MODELS or dataset not in DATASETS:
+        known = [f"{m}_{d}" for m in MODELS for d in DATASETS]
         raise ValueError(f"configs/mmrns.py: unknown argument {argument!r}; one of {known}")
-    config = kge_config(
-        command=(
-            f"KGJAX_DATA_DIR=../shared/data kgjax train --config=configs/mmrns.py:{argument} "
-            f"--workdir=runs/mmrns_{argument}"
-        ),
-        model=model,
-        dataset=dataset,
-        **SETTINGS[dataset],
+    config = reference["config"](model, dataset)
+    config.command = (
+        f"KGJAX_DATA_DIR=../shared/data kgjax train --config=configs/mmrns.py:{argument} "
+        f"--workdir=runs/mmrns_{argument}"
     )
     config.negatives.sampler = "mmrns"
     if dataset == "fb15k237":

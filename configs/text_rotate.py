@@ -26,35 +26,21 @@ fb15k237, wn18rr and fb15k237_inductive are reduced configs for a 2-core CPU (di
 256, 64 negatives, 3,000 steps, a learning rate 20x best_config.sh's to match the short run):
 the README's figures come from them and from `:<dataset>,15000` (the same with 15,000 steps;
 the learning-rate decay and the cadences follow the length), both run by bench/inductive.py
-with the plain baseline beside each. `:<dataset>,full`
-keeps the text settings but takes configs/rotate.py's reference hyper-parameters, for the GPU
-machine.
+with the plain baseline beside each. `:<dataset>,full` keeps the text settings but takes
+configs/rotate.py's reference hyper-parameters, for the GPU machine (both tables are
+configs/reference.py's).
 
 On WN18RR add `--config.negatives.self_negative=True`: without it the text-initialised
 relations collapse towards the identity and the query's own entity is ranked first (README,
 "Language module"). It stays off here so that the README's tables reproduce as they were run.
 """
 
-import importlib.util
 import pathlib
+import runpy
 
 from kgjax.train.kge.config import kge_config
 
-# configs/ is a folder of files, not a package: rotate.py's reference settings by path.
-_spec = importlib.util.spec_from_file_location(
-    "rotate", pathlib.Path(__file__).with_name("rotate.py")
-)
-rotate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rotate)
-
-# Reduced CPU settings: batch, negatives, dim, gamma, temperature, lr, steps, test batch.
-CPU_SETTINGS = {
-    "fb15k237": dict(batch_size=256, num_negatives=64, dim=100, gamma=9.0,
-                     adversarial_temperature=1.0, lr=1e-3, num_steps=3_000, eval_batch_size=64),
-    "wn18rr": dict(batch_size=256, num_negatives=64, dim=100, gamma=6.0,
-                   adversarial_temperature=0.5, lr=1e-3, num_steps=3_000, eval_batch_size=64),
-    "umls": rotate.SETTINGS["umls"],
-}  # fmt: skip
+reference = runpy.run_path(str(pathlib.Path(__file__).with_name("reference.py")))
 # Inductive splits written by `kgjax split` (see kgjax.data.inductive) under the git-ignored
 # data/ folder; their texts come from the source dataset's description folders, copied there.
 INDUCTIVE = {"fb15k237_inductive": ("fb15k237", "star"), "umls_inductive": ("umls", "kg-bert-long")}
@@ -66,12 +52,14 @@ def get_config(arg: str = "umls"):
     dataset, source = INDUCTIVE.get(name, (name, ""))
     full = "full" in options
     steps = [int(o) for o in options if o.isdigit()]
-    if dataset not in CPU_SETTINGS or len(options) != full + len(steps) or len(steps) > 1:
+    if dataset not in reference["CPU"] or len(options) != full + len(steps) or len(steps) > 1:
         raise ValueError(
             f"configs/text_rotate.py: unknown argument {arg!r}; one of "
-            f"{[*CPU_SETTINGS, *INDUCTIVE]}, optionally followed by ',full' and/or ',<num_steps>'"
+            f"{[*reference['CPU'], *INDUCTIVE]}, optionally followed by ',full' and/or "
+            "',<num_steps>'"
         )
-    settings = dict(rotate.SETTINGS[dataset] if full else CPU_SETTINGS[dataset])
+    table = reference["SETTINGS"]["rotate"] if full else reference["CPU"]
+    settings = reference["hyperparameters"](table, dataset)
     if steps:
         # Through kge_config, so the learning-rate decay and the cadences follow the length.
         settings["num_steps"] = steps[0]
