@@ -88,6 +88,7 @@ def restore(workdir: str, devices=None) -> TrainedRun:
             (("data", 1), (MODEL, -1)),
             devices,
             bool(config.get("mesh", {}).get("shard_relations", False)),
+            rules=config.get("mesh", {}).get("rules", ()),
         )
         parts = build_lib.build(config, len(entities), len(relations), model=model, layout=layout)
     checkpointer = Checkpointer(

@@ -66,6 +66,7 @@ def make_layout(
             mesh.axes,
             devices,
             bool(mesh.get("shard_relations", False)),
+            rules=mesh.get("rules", ()),
         )
     except ValueError as error:
         raise ConfigError(f"config.mesh.axes: {error}") from None

@@ -16,6 +16,7 @@ from kgjax.config import ConfigError
 from kgjax.data.descriptions import ENTITY_SOURCES
 from kgjax.models.kge import MODELS
 from kgjax.parallel.layout import parse_axes
+from kgjax.parallel.placement import parse_rules
 from kgjax.text.encode import POOLINGS
 from kgjax.text.projection import INITS, PROJECTIONS
 from kgjax.train import host_loop
@@ -146,6 +147,9 @@ def kge_config(
     c.mesh = ml_collections.ConfigDict()
     c.mesh.axes = (("data", -1), ("model", 1))
     c.mesh.shard_relations = False  # split the relation table too (samplers read it whole)
+    # More placement rules, (parameter-path regex, logical axes) pairs tried before the
+    # tables' own (kgjax.parallel.placement), e.g. ((r"(^|/)memory$", ("entity", "embed")),).
+    c.mesh.rules = ()
     # Multi-host (TPU pod slices, multi-node GPU): jax.distributed.initialize() on every
     # process; also turned on by KGJAX_DISTRIBUTED=1. Empty/0/-1: JAX auto-detects (Cloud TPU,
     # SLURM, Open MPI, $JAX_COORDINATOR_ADDRESS).
@@ -220,6 +224,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         parse_axes(config.mesh.axes)
     except ValueError as error:
         raise ConfigError(f"config.mesh.axes: {error}") from None
+    try:
+        parse_rules(config.mesh.rules)
+    except ValueError as error:
+        raise ConfigError(f"config.mesh.rules: {error}") from None
     check(config.text.init in INITS, "text.init", f"one of {INITS}")
     check(config.text.projection in PROJECTIONS, "text.projection", f"one of {PROJECTIONS}")
     check(config.text.pooling in POOLINGS, "text.pooling", f"one of {POOLINGS}")
@@ -251,6 +259,7 @@ def chunk_length(config: ml_collections.ConfigDict) -> int:
 # their absence did: a run saved without one reads back (and resumes) as if it held it.
 ADDED_KEYS = {
     "trainer": "kge",
+    "mesh.rules": (),
     "optimizer.row_sparse": False,
     "negatives.shared_chunk_size": 0,
     "negatives.self_negative": False,
