@@ -10,7 +10,7 @@ only, counts how many of them beat the true answer (`ops.ranking.filtered_rank_c
 and a psum over "model" adds the counts. The [B, V] score matrix is never assembled, the
 padding rows are never candidates, and on one device this is the plain computation.
 
-Shapes: B batch, V entities, P filter budget, n evaluation triples, M model-axis size.
+Shapes: B batch, V entities, W filter budget, n evaluation triples, Xm model-axis size.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
     """Inside shard_map: filtered ranks of one batch slice, counted over this shard's rows.
 
     Args:
-      params: this device's shards {"entity": [V' / M, De], "relation": [R' / M, Dr]}
+      params: this device's shards {"entity": [V' / Xm, De], "relation": [R' / Xm, Dr]}
         (V', R': padded rows).
       batch: int32 [B, 3] (head, relation, tail), the same on every device of a model group.
       index: the known true triples to filter (replicated).
@@ -62,7 +62,7 @@ def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
     padded = layout.entity_rows > num_entities
 
     def ranks(query, true_ids, filter_ids, filter_mask):
-        scores = model.match_all(query, entity)  # [B, V' / M]: this shard's columns only
+        scores = model.match_all(query, entity)  # [B, V' / Xm]: this shard's columns only
         true_score = _true_scores(layout, scores, true_ids, offset)
         counts = filtered_rank_counts(
             scores,

@@ -13,10 +13,10 @@ the relaxed draw of slot j given the earlier ones (the reference redraws noise p
 draw of the noise gives the same distribution of the k items).
 
 `straight_through_gather` returns the gathered rows table[idx] [B, K, D] and backpropagates
-that estimator in O(B (N + K^2) D) time and O(B (N + K^2 + K D)) memory, never building the
-[B, K, N] soft one-hots that the reference multiplies with the table (O(B K N D) time).
+that estimator in O(B (P + K^2) D) time and O(B (P + K^2 + K D)) memory, never building the
+[B, K, P] soft one-hots that the reference multiplies with the table (O(B K P D) time).
 
-Shapes: B batch, N candidates, K draws, D row width.
+Shapes: B batch, P candidates, K draws, D row width.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def masked_log_probs(log_probs: jax.Array, masked: jax.Array) -> jax.Array:
     differentiable with respect to `log_probs` (MMRNS's masked Gumbel-softmax).
 
     Args:
-      log_probs: float [..., N].
-      masked: bool [..., N], True for items that must not be drawn (known positives).
+      log_probs: float [..., P].
+      masked: bool [..., P], True for items that must not be drawn (known positives).
 
     Returns:
-      float [..., N].
+      float [..., P].
     """
     return log_probs + jnp.where(masked, MASKED_LOG_PROB, 0.0).astype(log_probs.dtype)
 
@@ -53,15 +53,15 @@ def gumbel_top_k(key: jax.Array, logits: jax.Array, k: int) -> tuple[jax.Array, 
 
     Args:
       key: PRNG key.
-      logits: float [B, N] unnormalised log-probabilities (masked ones included).
-      k: K <= N.
+      logits: float [B, P] unnormalised log-probabilities (masked ones included).
+      k: K <= P.
 
     Returns:
-      (indices int32 [B, K], the first drawn first; perturbed logits float [B, N], the
+      (indices int32 [B, K], the first drawn first; perturbed logits float [B, P], the
       logits plus their Gumbel noise, for `straight_through_gather`).
 
     Raises:
-      ValueError: k > N.
+      ValueError: k > P.
     """
     if k > logits.shape[-1]:
         raise ValueError(f"gumbel_top_k: cannot draw {k} distinct items from {logits.shape[-1]}")
@@ -82,8 +82,8 @@ def straight_through_gather(
     rows' cotangents) and `perturbed` gets the soft one-hots' (softmax) gradient.
 
     Args:
-      table: float [N, D] candidate rows.
-      perturbed: float [B, N] perturbed logits from `gumbel_top_k`.
+      table: float [P, D] candidate rows.
+      perturbed: float [B, P] perturbed logits from `gumbel_top_k`.
       indices: int [B, K] from `gumbel_top_k`: the top K of `perturbed`, largest first.
       temperature: tau > 0 of the relaxation (static).
 
@@ -111,7 +111,7 @@ def _gather_bwd(temperature, residuals, cotangent):
       dq[idx_i] = sum_{j <= i} exp(q_i - q_j) / Z_j (g_j . e_idx_i - mu_j)   for drawn ones,
 
     where b_n = exp(q_n - q_{K-1}) <= 1, omega_j = exp(q_{K-1} - q_j) / Z_j <= 1,
-    G = sum_j omega_j g_j and c = sum_j omega_j mu_j: one [B, N] x D product for the pool and
+    G = sum_j omega_j g_j and c = sum_j omega_j mu_j: one [B, P] x D product for the pool and
     [B, K, K] ones for the drawn items. No factor exceeds 1, so nothing overflows however
     peaked the distribution is.
     """
@@ -122,12 +122,12 @@ def _gather_bwd(temperature, residuals, cotangent):
 
     d_table = jnp.zeros_like(table).at[indices.reshape(-1)].add(g.reshape(-1, table.shape[1]))
 
-    q = perturbed / temperature  # [B, N]
+    q = perturbed / temperature  # [B, P]
     q_drawn = jnp.take_along_axis(q, indices, axis=1)  # [B, K], descending
     selected = jnp.zeros(q.shape, bool).at[batch, indices].set(True)
     drawn_rows = table[indices]  # [B, K, D]
 
-    b = jnp.where(selected, 0.0, jnp.exp(q - q_drawn[:, -1:]))  # [B, N]
+    b = jnp.where(selected, 0.0, jnp.exp(q - q_drawn[:, -1:]))  # [B, P]
     to_last = jnp.exp(q_drawn[:, -1:] - q_drawn)  # exp(q_{K-1} - q_j) [B, K]
     # decay[b, j, i] = exp(q_i - q_j) where item idx_i is still available in slot j (i >= j).
     available = jnp.triu(jnp.ones((k, k), bool))
@@ -141,7 +141,7 @@ def _gather_bwd(temperature, residuals, cotangent):
     omega = to_last * inv_z  # [B, K]
     big_g = jnp.einsum("bj,bjd->bd", omega, g)
     c = jnp.sum(omega * mu, axis=1, keepdims=True)
-    d_unselected = b * (big_g @ table.T - c)  # [B, N]
+    d_unselected = b * (big_g @ table.T - c)  # [B, P]
     soft_drawn = decay * inv_z[:, :, None]  # soft_j[idx_i] [B, K, K]
     d_drawn = jnp.sum(soft_drawn * (dots - mu[:, :, None]), axis=1)  # [B, K]
 

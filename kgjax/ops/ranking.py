@@ -4,14 +4,14 @@ rank = 1 + #{e : s_e beats s_true} - #{known true answers f != true : s_f beats 
 
 where "beats" is > for the optimistic rank and >= for the pessimistic one; the realistic
 rank is their mean (ties are split evenly). Subtracting the filtered answers' own counts
-needs only their scores, gathered at [B, P], so memory stays O(B V + B P).
+needs only their scores, gathered at [B, W], so memory stays O(B V + B W).
 
 The four counts add up over blocks of candidate columns, so a table split by rows over
 devices is ranked shard by shard: each shard counts over its own columns
 (`filtered_rank_counts` with its column offset), a psum adds the counts, and
 `ranks_from_counts` finishes. No device ever holds the full score matrix.
 
-Shapes: B batch, V entities, C columns of one block, P filter budget.
+Shapes: B batch, V entities, Vb entity columns of one block, W filter budget.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def filtered_rank_counts(
       scores: float [B, C] scores of the candidates `column_offset .. column_offset + C - 1`.
       true_score: float [B] the true answer's score, the very value its own column holds.
       true_ids: int [B] the true answer's global id.
-      filter_ids: int [B, P] global ids of known true answers (may include the true answer,
+      filter_ids: int [B, W] global ids of known true answers (may include the true answer,
         repeat nothing; padded entries are masked). Only those inside the block count here.
-      filter_mask: bool [B, P] which entries of `filter_ids` are real.
+      filter_mask: bool [B, W] which entries of `filter_ids` are real.
       column_offset: int scalar (may be traced), the global id of column 0.
       num_candidates: global ids at or above this are not candidates (the padding rows of a
         split table); default: every column is one.
@@ -102,9 +102,9 @@ def filtered_ranks(
     Args:
       scores: float [B, V] scores of every candidate.
       true_ids: int [B] the column of the true answer.
-      filter_ids: int [B, P] known true answers to filter (may include the true answer
+      filter_ids: int [B, W] known true answers to filter (may include the true answer
         itself and repeat nothing; padded entries are masked).
-      filter_mask: bool [B, P] which entries of `filter_ids` are real.
+      filter_mask: bool [B, W] which entries of `filter_ids` are real.
       num_candidates: only columns below this are candidates (padding rows of a sharded
         table lie above it); default all V.
 

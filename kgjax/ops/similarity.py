@@ -1,6 +1,6 @@
 """Similarities with shape contracts: cosines, and cosines of rows against grouped pools.
 
-Shapes: B rows (batch), N pool entities, G groups (relations), D width.
+Shapes: B rows (batch), P pool entities, G groups (relations), D width.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ _COSINE_DELTA = 1e-8  # the paper's delta, so a zero vector has cosine 0, not Na
 # `grouped_cosine` multiplies against every group up to this many: the matmul costs G times the
 # gather's arithmetic, but the gather runs far below matmul speed (on CPU, WN18RR's 11
 # relations: a 917 ms RotatE step became 263 ms, bench/results/mmrns_wn18rr*.md) and on a GPU
-# is bound by reading [B, N, D].
+# is bound by reading [B, P, D].
 MATMUL_MAX_GROUPS = 32
 
 
@@ -31,11 +31,11 @@ def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
 def row_blocks(fn, rows, chunk_size: int) -> jax.Array:
     """fn over the batch rows in checkpointed blocks of `chunk_size` rows.
 
-    The backward pass recomputes a block's [chunk, N, D] intermediates instead of keeping
-    [B, N, D].
+    The backward pass recomputes a block's [chunk, P, D] intermediates instead of keeping
+    [B, P, D].
 
     Args:
-      fn: one row's leaves -> [N].
+      fn: one row's leaves -> [P].
       rows: a tuple of [B, ...] arrays.
     """
     batch = rows[0].shape[0]
@@ -48,26 +48,26 @@ def grouped_cosine(
     """cosine(pool[row_group[b], n], anchors[b]) for every row b and pool entity n.
 
     Args:
-      pool: float [G, N, D] the pool's representations under each group (relation).
+      pool: float [G, P, D] the pool's representations under each group (relation).
       row_group: int [B] each row's group.
       anchors: float [B, D].
       chunk_size: rows per block of the gathered form (below).
 
     Returns:
-      float [B, N].
+      float [B, P].
 
     With few groups (`MATMUL_MAX_GROUPS`) the dot products are one matmul against every group,
-    [G, N, D] x [B, D], and each row keeps its group's: G times the arithmetic of the rows' own
-    products, but no [B, N, D] gather, which XLA runs at a fraction of matmul speed. With many
-    groups, blocks of rows gather their group's [N, D] (`row_blocks`).
+    [G, P, D] x [B, D], and each row keeps its group's: G times the arithmetic of the rows' own
+    products, but no [B, P, D] gather, which XLA runs at a fraction of matmul speed. With many
+    groups, blocks of rows gather their group's [P, D] (`row_blocks`).
     """
     num_groups = pool.shape[0]
     if num_groups <= MATMUL_MAX_GROUPS:
-        every = jnp.einsum("gnd,bd->gbn", pool, anchors)  # [G, B, N]
+        every = jnp.einsum("gnd,bd->gbn", pool, anchors)  # [G, B, P]
         dots = jnp.take_along_axis(every, row_group[None, :, None], axis=0)[0]
     else:
         dots = row_blocks(lambda row: pool[row[0]] @ row[1], (row_group, anchors), chunk_size)
-    norms = norm(pool)[row_group] * norm(anchors)[:, None]  # [B, N]
+    norms = norm(pool)[row_group] * norm(anchors)[:, None]  # [B, P]
     return dots / (norms + _COSINE_DELTA)
 
 

@@ -4,7 +4,7 @@ The host builds a `kgjax.data.triples.TripleIndex` (CSR by anchor entity, rows s
 (relation, other entity)); `DeviceTripleIndex.from_host` uploads it. Lookups are vectorised
 binary searches with a static number of steps, so they jit once and never sync with the host.
 
-Shapes: B batch, K candidates, P filter budget (most true answers of one query).
+Shapes: B batch, K candidates, W filter budget (most true answers of one query).
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ class CSRSide:
 
         Args:
           anchor, relation: int [B].
-          budget: P, at least `max_answers` for an exact result (default: `max_answers`).
+          budget: W, at least `max_answers` for an exact result (default: `max_answers`).
 
         Returns:
-          (entities int32 [B, P], mask bool [B, P]).
+          (entities int32 [B, W], mask bool [B, W]).
         """
         budget = self.max_answers if budget is None else budget
         start = self.lower_bound(anchor, relation, jnp.full_like(relation, -1))

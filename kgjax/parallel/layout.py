@@ -12,8 +12,8 @@ A layout is a device mesh plus what placement needs to know, and composes the ro
 
 The KGE layout (`Layout.create`) knows two tables, [V, D] "entity" and [R, D] "relation",
 placed by `KGE_RULES` wherever they sit in the parameter tree. With data = X, model = 1 (the
-default) they are replicated and the batch is split; with model = M > 1 every device holds
-1/M of each table (padded with zero rows to a multiple of M) and of its optimizer state.
+default) they are replicated and the batch is split; with model = Xm > 1 every device holds
+1/Xm of each table (padded with zero rows to a multiple of Xm) and of its optimizer state.
 
 What the tests prove (tests/sharding_test.py, 8 fake CPU devices): 1, 2, 4 and 8 devices
 train to the same parameters and metrics; padding rows and their Adam moments stay 0;
@@ -21,7 +21,7 @@ a poisoned padding row changes no rank; checkpoints move between device counts; 
 processes joined by `jax.distributed` train as one 8-device mesh. tests/placement_test.py:
 nested tables and boxed flax parameters are placed by their paths and logical axes.
 
-Shapes: B batch, V entities, R relations, D width, X devices, M model-axis size.
+Shapes: B batch, V entities, R relations, D width, X devices, Xm model-axis size.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ their dimensions with *logical* axes and `RULES` maps those onto mesh axes, as M
                                      (tensor parallelism, for parameters that declare them)
 
 With data = X, model = 1 (the default) the tables are replicated and the batch is split:
-plain data parallelism, right for tables that fit one device. With model = M > 1 every
-device holds 1/M of each table and of its optimizer state.
+plain data parallelism, right for tables that fit one device. With model = Xm > 1 every
+device holds 1/Xm of each table and of its optimizer state.
 
-Shapes: X devices, M model-axis size.
+Shapes: X devices, Xm model-axis size.
 """
 
 from __future__ import annotations

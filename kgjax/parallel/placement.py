@@ -17,7 +17,7 @@ way back to the host, and read through views on a mesh (`tables.py`). The paddin
 sampled (ids are drawn below V), never ranked (columns >= V are not candidates) and never
 receives a gradient, so it stays zero.
 
-Shapes: V entities, R relations, D width, M model-axis size.
+Shapes: V entities, R relations, D width, Xm model-axis size.
 """
 
 from __future__ import annotations

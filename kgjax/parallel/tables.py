@@ -1,6 +1,6 @@
 """Row-split tables: reading rows by id, and row-sparse updates, under jit on a mesh.
 
-A table split by rows along a logical axis ("entity": [V, D] over the M devices of "model")
+A table split by rows along a logical axis ("entity": [V, D] over the Xm devices of "model")
 is read with `take` (samplers see it as `TableView[ids]`): a shard_map in which each device
 gathers, for the ids of its model group, the rows it owns, and a reduce-scatter hands each
 device the rows of its own batch slice. Its transpose (a custom VJP) is an all-gather of the
@@ -10,8 +10,8 @@ and a step's several reads add into one gradient buffer: no device ever holds a 
 Row-sparse updates (`RowTap`, `update_rows`) keep the gradient per row instead: each device
 gathers the step's (id, row gradient) pairs and updates, in place, the rows it owns.
 
-Shapes: B batch (ids read), V entities, R relations, D width, X devices, M model-axis size,
-T a table's rows (padded), U the distinct ids of a step.
+Shapes: B batch (ids read), V entities, R relations, D width, X devices, Xm model-axis size,
+Vp a table's rows (padded), U the distinct ids of a step.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ class RowTables:
         never O(table). The gradient is scattered into the table's own shards.
 
         Args:
-          table: [T, ...] split by rows along `logical` ("entity", "relation", "triples").
-          ids: int [...] rows to read, each below T.
+          table: [Vp, ...] split by rows along `logical` ("entity", "relation", "triples").
+          ids: int [...] rows to read, each below Vp.
           logical: the logical axis of the table's rows.
 
         Returns:
@@ -148,7 +148,7 @@ class RowTables:
         owns, and a psum over the table's axes combines them.
 
         Args:
-          shard: [T / shards, ...] this device's shard of a table split along `logical`.
+          shard: [Vp / shards, ...] this device's shard of a table split along `logical`.
           ids: int [...] global row ids, the same on every device that splits the table.
         """
         row_axes = self.mesh_axes(logical)
@@ -167,7 +167,7 @@ class RowTables:
 
         Args:
           logical: the tables' row axis ("entity" or "relation").
-          arrays: [T, D] arrays split along `logical` (a parameter and/or its optimizer
+          arrays: [Vp, D] arrays split along `logical` (a parameter and/or its optimizer
             moments).
           ids: int [B] rows read; grads: float [B, D] their gradients.
           rule: (rows, g [U, D] summed gradients) -> tuple of increments [U, D], one per
