@@ -94,9 +94,13 @@ def run(name: str, workdir: pathlib.Path) -> dict:
         f"--workdir={workdir}", "--noprogress", *(f"--config.{o}" for o in overrides),
     ]  # fmt: skip
     environment = {**os.environ, **env, "KGJAX_CACHE_DIR": str(workdir.parent / "cache")}
-    done = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{name}: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    if env:
+        # Device flags must be set before JAX starts: a process of its own.
+        done = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{name}: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    else:
+        _main_in_process(command[3:], environment, name)
     results = json.loads((workdir / "results.json").read_text())
     with open(workdir / "metrics.jsonl") as f:
         events = [json.loads(line) for line in f]
@@ -105,6 +109,21 @@ def run(name: str, workdir: pathlib.Path) -> dict:
         "results": _strip({k: results[k] for k in ("valid", "test", "inductive") if k in results}),
         "events": [_strip(e) for e in events if e.get("event") in ("train", "eval", "final")],
     }
+
+
+def _main_in_process(argv: list[str], environment: dict, name: str) -> None:
+    """`kgjax <argv>` in this process (no JAX start-up per run), under `environment`."""
+    from kgjax import cli
+
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    try:
+        code = cli.main(["kgjax", *argv])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if code:
+        raise RuntimeError(f"{name}: kgjax {' '.join(argv)} exited with {code}")
 
 
 def differences(expected, actual, path: str = "") -> list[str]:
