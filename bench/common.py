@@ -1,16 +1,20 @@
-"""What the benchmarks share: the one-device training call, memory peaks, result files.
+"""What the benchmarks share: the one-device training call, finished runs, the machine,
+memory peaks, result files.
 
-Benchmarks only call the library; what several of them need lives here, once.
+Benchmarks only call the library; what several of them need lives here, once. The scripts
+run as `python bench/<name>.py`, which puts this folder on the path: `from common import ...`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 
 import jax
 
 from kgjax.train.kge.build import build
+from kgjax.train.workdir import RESULTS_FILE
 
 
 def single_device_chunk(config, dataset, length: int, model=None):
@@ -28,7 +32,31 @@ def single_device_chunk(config, dataset, length: int, model=None):
     parts = build(
         config, dataset.num_entities, dataset.num_relations, [jax.devices()[0]], model=model
     )
-    return parts.train_chunk(length), parts.initial_state(jax.random.key(0)), parts.train_data(dataset)
+    return (
+        parts.train_chunk(length),
+        parts.initial_state(jax.random.key(0)),
+        parts.train_data(dataset),
+    )
+
+
+def finished_results(workdir: str) -> dict | None:
+    """The results.json of a finished run in `workdir`, or None (no run, or not finished)."""
+    path = os.path.join(workdir, RESULTS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def machine() -> dict:
+    """What a result was measured on: device kind and count, CPU cores, versions."""
+    return {
+        "device": jax.devices()[0].device_kind,
+        "num_devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def peak_memory_bytes() -> int | None:
@@ -38,10 +66,10 @@ def peak_memory_bytes() -> int | None:
 
 
 def write_results(out: str, payload: dict, markdown: str) -> None:
-    """Writes `<out>.json` and `<out>.md` (creating the folder)."""
+    """Writes `<out>.json` (NumPy scalars as floats) and `<out>.md`, creating the folder."""
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     with open(f"{out}.json", "w") as f:
-        json.dump(payload, f, indent=2)
+        json.dump(payload, f, indent=2, default=float)
         f.write("\n")
     with open(f"{out}.md", "w") as f:
         f.write(markdown)

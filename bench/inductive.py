@@ -23,10 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
-import jax
+from common import finished_results, machine, write_results
 
 from kgjax import config as config_lib
 from kgjax.data import inductive as inductive_split
@@ -58,10 +57,9 @@ def run_one(arg: str, init: str, workdir_root: str) -> dict:
     config.text.init = init
     config.command += f" --config.text.init={init}"
     workdir = os.path.join(workdir_root, f"{arg.replace(',', '_')}_{init}")
-    results_file = os.path.join(workdir, "results.json")
-    if os.path.isfile(results_file):
-        with open(results_file) as f:
-            return {"workdir": workdir, "wall_seconds": None, "results": json.load(f)}
+    finished = finished_results(workdir)
+    if finished:
+        return {"workdir": workdir, "wall_seconds": None, "results": finished}
     started = time.perf_counter()
     results = train(config, workdir, progress=False)
     return {"workdir": workdir, "wall_seconds": time.perf_counter() - started, "results": results}
@@ -142,18 +140,9 @@ def main() -> None:
             rows.append(summary_row(arg, init, run))
             print(json.dumps(rows[-1]), flush=True)
 
-    meta = {
-        "device": jax.devices()[0].device_kind,
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "python": platform.python_version(),
-        "command": f"python bench/inductive.py --runs={args.runs}",
-    }
-    with open(f"{args.out}.json", "w") as f:
-        json.dump({"meta": meta, "rows": rows, "runs": full}, f, indent=2)
+    meta = {**machine(), "command": f"python bench/inductive.py --runs={args.runs}"}
     table = markdown(rows, meta)
-    with open(f"{args.out}.md", "w") as f:
-        f.write(table)
+    write_results(args.out, {"meta": meta, "rows": rows, "runs": full}, table)
     print(table)
 
 

@@ -38,9 +38,7 @@ Writes <out>.json (every run: config overrides, metrics, steps/s, device, versio
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -48,11 +46,11 @@ import time
 
 import jax
 import numpy as np
+from common import finished_results, machine, single_device_chunk, write_results
 
 from kgjax import config as config_lib
-from kgjax import runs
-from kgjax.train.kge import negatives
-from kgjax.train.kge.trainer import single_device_chunk, train
+from kgjax.train.kge.build import build, load_dataset
+from kgjax.train.kge.trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
@@ -86,7 +84,7 @@ def overhead(
 ) -> dict:
     """Milliseconds per training step (chunks of `steps` steps, best of `repeats`)."""
     config = load_config(model_name, dataset, sampler_name, 0, 1000, overrides)
-    chunk, state, data = single_device_chunk(config, runs.load_dataset(config.data), steps)
+    chunk, state, data = single_device_chunk(config, load_dataset(config.data), steps)
     started = time.perf_counter()
     state, metrics = chunk(state, data, jax.random.key(1))
     jax.block_until_ready(metrics)
@@ -112,8 +110,9 @@ def export_text(dataset: str, path: str) -> None:
     here, send the file, and point `negatives.mmrns.text` at it.
     """
     config = load_config(MODELS_FOR_EXPORT, dataset, "mmrns", 0, 100)
-    data_set = runs.load_dataset(config.data)
-    features = negatives.from_config(config).features(config, data_set)
+    data_set = load_dataset(config.data)
+    parts = build(config, data_set.num_entities, data_set.num_relations, jax.devices()[:1])
+    features = parts.features(data_set)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path, features=features["text"].astype(np.float16), mask=features["text_mask"])
     print(path, features["text"].shape, f"{features['text_mask'].sum(1).mean():.2f} sentences")
@@ -121,11 +120,7 @@ def export_text(dataset: str, path: str) -> None:
 
 def run(config, workdir: str) -> dict:
     """Trains (or resumes, or reads back) one run; returns its results.json."""
-    results_file = os.path.join(workdir, runs.RESULTS_FILE)
-    if os.path.isfile(results_file):
-        with open(results_file) as f:
-            return json.load(f)
-    return train(config, workdir, progress=False)
+    return finished_results(workdir) or train(config, workdir, progress=False)
 
 
 def summary(results: dict) -> dict:
@@ -204,10 +199,7 @@ def main() -> None:
 
     report = {
         "command": "python bench/mmrns.py " + " ".join(sys.argv[1:]),
-        "device": jax.devices()[0].device_kind,
-        "num_devices": jax.device_count(),
-        "jax": jax.__version__,
-        "python": platform.python_version(),
+        **machine(),
         "dataset": args.dataset,
         "num_steps": num_steps,
         "overrides": dict(overrides),
@@ -284,11 +276,7 @@ def main() -> None:
         lines += table(
             report["equal_time"], f"Equal wall time (uniform's training time: {budgets})"
         )
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(f"{out}.json", "w") as f:
-        json.dump(report, f, indent=2, default=float)
-    with open(f"{out}.md", "w") as f:
-        f.write("\n".join(lines))
+    write_results(out, report, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -1,10 +1,8 @@
 """How often a trained model answers a query with the query's own entity.
 
-For (h, r, ?) the own entity is h, for (?, r, t) it is t. Under the standard filtered
-protocol it is a candidate like any other (unless the self-loop is a known triple), so a model
-whose relations collapsed towards the identity ranks it first and loses Hits@1 everywhere
-while Hits@10 barely moves. This reads finished runs back and reports, on one split, both
-sides, filtered against train + valid + test:
+For (h, r, ?) the own entity is h, for (?, r, t) it is t (`kgjax.evaluation.diagnostics`
+says why it matters and computes the figures). This reads finished runs back and reports,
+on one split, both sides, filtered against train + valid + test:
 
   mrr          realistic ranks (the mean of the optimistic and pessimistic rank), as
                `kgjax evaluate` computes them: a check that the run read back is the one trained
@@ -23,78 +21,58 @@ Writes <out>.json and <out>.md.
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import os
-import platform
 
-import jax
 import numpy as np
+from common import machine, write_results
 
 from kgjax import runs
+from kgjax.evaluation import diagnostics
 from kgjax.evaluation.link_prediction import score_all
+from kgjax.ops.ranking import filtered_ranks
+from kgjax.ops.triple_index import DeviceTripleIndex
+from kgjax.train.kge.build import load_dataset
 
 QUERY_BATCH = 256
 
 
-def known_answers(dataset) -> tuple[dict, dict]:
-    """{(h, r): tails} and {(r, t): heads} over every split."""
-    tails, heads = collections.defaultdict(set), collections.defaultdict(set)
-    for split in ("train", "valid", "test"):
-        for h, r, t in dataset.splits[split].tolist():
-            tails[(h, r)].add(t)
-            heads[(r, t)].add(h)
-    return tails, heads
-
-
 def analyse(workdir: str, split: str, top_relations: int) -> dict:
+    """One row of the table: the run's ranks and own-entity answers on `split`, both sides."""
     run = runs.restore(workdir)
-    dataset = runs.load_dataset(run.config.data)
+    dataset = load_dataset(run.config.data)
     triples = dataset.splits[split]
-    tails, heads = known_answers(dataset)
-    ranks, own_top1, own_ranks, relations = [], [], [], []
+    index = DeviceTripleIndex.from_host(dataset.triple_index(("train", "valid", "test")))
+    ranks, top1, own_rank, relations = [], [], [], []
     for predict_tails in (True, False):
         anchor_column, answer_column = (0, 2) if predict_tails else (2, 0)
+        side = index.tails if predict_tails else index.heads
         for start in range(0, len(triples), QUERY_BATCH):
             batch = triples[start : start + QUERY_BATCH]
+            anchors, answers = batch[:, anchor_column], batch[:, answer_column]
             scores = score_all(
-                run.model,
-                run.sharded_params,
-                batch[:, anchor_column],
-                batch[:, 1],
-                predict_tails,
-                run.layout,
+                run.model, run.sharded_params, anchors, batch[:, 1], predict_tails, run.layout
             )
-            for row, (h, r, t) in zip(scores, batch.tolist(), strict=True):
-                own, answer = (h, t) if predict_tails else (t, h)
-                true = tails[(h, r)] if predict_tails else heads[(r, t)]
-                row = row.astype(np.float64)
-                answer_score = row[answer]
-                row[[e for e in true if e != answer]] = -np.inf
-                greater = np.sum(row > answer_score)
-                ties = np.sum(row == answer_score) - 1
-                ranks.append(1 + greater + ties / 2)
-                best = int(np.argmax(row))
-                own_top1.append(best == own and own != answer)
-                own_ranks.append(1 + np.sum(row > row[own]) if own not in true else np.nan)
-                relations.append(r)
-    ranks = np.asarray(ranks)
-    per_relation = collections.defaultdict(list)
-    for r, rank in zip(relations, ranks, strict=True):
-        per_relation[dataset.relations.names[r]].append(1 / rank)
-    busiest = sorted(per_relation.items(), key=lambda kv: -len(kv[1]))[:top_relations]
+            filter_ids, filter_mask = (np.asarray(x) for x in side.answers(anchors, batch[:, 1]))
+            optimistic, pessimistic = filtered_ranks(scores, answers, filter_ids, filter_mask)
+            ranks.append((np.asarray(optimistic) + np.asarray(pessimistic)) / 2)
+            own = diagnostics.own_entity(scores, answers, anchors, filter_ids, filter_mask)
+            top1.append(own[0])
+            own_rank.append(own[1])
+            relations.append(batch[:, 1])
+    ranks, relations = np.concatenate(ranks), np.concatenate(relations)
+    count, mrr = diagnostics.per_relation_mrr(ranks, relations, dataset.num_relations)
+    busiest = [r for r in np.argsort(-count, kind="stable")[:top_relations] if count[r]]
     return {
         "workdir": workdir,
         "step": run.step,
         "text_init": run.config.text.init,
         "self_negative": run.config.negatives.self_negative,
-        "queries": len(ranks),
-        "mrr": float(np.mean(1 / ranks)),
-        "hits@1": float(np.mean(ranks <= 1)),
-        "hits@10": float(np.mean(ranks <= 10)),
-        "own_top1": float(np.mean(own_top1)),
-        "own_rank_median": float(np.nanmedian(own_ranks)),
-        "per_relation": {name: [len(v), float(np.mean(v))] for name, v in busiest},
+        **diagnostics.self_prediction_metrics(
+            ranks, np.concatenate(top1), np.concatenate(own_rank)
+        ),
+        "per_relation": {
+            dataset.relations.names[r]: [int(count[r]), float(mrr[r])] for r in busiest
+        },
     }
 
 
@@ -139,18 +117,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = [analyse(w, args.split, args.top_relations) for w in args.workdirs.split(",")]
     meta = {
-        "device": jax.devices()[0].device_kind,
-        "jax": jax.__version__,
-        "python": platform.python_version(),
+        **machine(),
         "split": args.split,
         "command": "python bench/self_prediction.py "
         f"--workdirs={args.workdirs} --split={args.split} --out={args.out}",
     }
-    with open(f"{args.out}.json", "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
     table = markdown(rows, meta)
-    with open(f"{args.out}.md", "w") as f:
-        f.write(table)
+    write_results(args.out, {"meta": meta, "rows": rows}, table)
     print(table)
 
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
-import jax
+from common import machine, write_results
 
 from kgjax import config as config_lib
 from kgjax.train.kge.trainer import train
@@ -65,16 +64,11 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
 
     meta = {
-        "device": jax.devices()[0].device_kind,
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "python": platform.python_version(),
+        **machine(),
         "command": "python bench/small_datasets.py "
         f"--models={args.models} --datasets={args.datasets}"
         + "".join(f" --set={override}" for override in args.set),
     }
-    with open(f"{args.out}.json", "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
     header = "| config | steps | wall s | steps/s | MRR | MR | Hits@1 | Hits@3 | Hits@10 |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -88,8 +82,7 @@ def main() -> None:
         f"{meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, Python "
         f"{meta['python']}; `{meta['command']}`"
     )
-    with open(f"{args.out}.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_results(args.out, {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -13,9 +13,9 @@ over `--calls` calls of `--steps` steps (after a warm-up call); ms/step is the m
 
   reference           the config as it is: filtered self-adversarial negatives, one set per
                       positive, dense Adam; TransE/RotatE distances with the recomputing
-                      backward of `kgjax.models.kge.base._recomputing_vjp`
-  autodiff_distance   the distance differentiated by plain autodiff (the residuals the
-                      recomputing backward avoids)
+                      backward of `kgjax.models.kge.base` (`l1_distance`, `complex_distance`)
+  autodiff_distance   the interaction's distance differentiated by plain autodiff (the
+                      residuals the recomputing backward avoids)
   unfiltered          negatives not checked against the training triples
   uniform_weights     no self-adversarial weights (`negatives.sampler=uniform`)
   shared              each chunk of `--shared_chunk_size` positives shares its negatives
@@ -32,19 +32,23 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+from common import machine, peak_memory_bytes, single_device_chunk, write_results
 
 from kgjax import config as config_lib
-from kgjax import runs
 from kgjax.models.kge import base
-from kgjax.models.kge.translational import RotatE, TransE
+from kgjax.models.kge.translational import (
+    RotatE,
+    RotatEInteraction,
+    TransE,
+    TransEInteraction,
+)
 from kgjax.train.kge import config as kge_config_lib
-from kgjax.train.kge.trainer import single_device_chunk
+from kgjax.train.kge.build import load_dataset, make_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {
@@ -57,9 +61,9 @@ MODES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class AutodiffRotatE(RotatE):
-    """RotatE whose distance is differentiated by plain autodiff (a guarded modulus: the
-    bare sqrt's gradient is NaN at 0)."""
+class AutodiffRotatEInteraction(RotatEInteraction):
+    """RotatE's distance differentiated by plain autodiff (a guarded modulus: the bare
+    sqrt's gradient is NaN at 0)."""
 
     def match(self, query, candidate):
         re_q, im_q = base.split_complex(query)
@@ -71,11 +75,21 @@ class AutodiffRotatE(RotatE):
 
 
 @dataclasses.dataclass(frozen=True)
-class AutodiffTransE(TransE):
-    """TransE whose distance is differentiated by plain autodiff."""
+class AutodiffTransEInteraction(TransEInteraction):
+    """TransE's distance differentiated by plain autodiff."""
 
     def match(self, query, candidate):
-        return self.gamma - base._l1_distance(query, candidate)
+        return self.gamma - jnp.sum(jnp.abs(query - candidate), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutodiffRotatE(RotatE):
+    interaction_class = AutodiffRotatEInteraction
+
+
+@dataclasses.dataclass(frozen=True)
+class AutodiffTransE(TransE):
+    interaction_class = AutodiffTransEInteraction
 
 
 AUTODIFF = {"rotate": AutodiffRotatE, "transe": AutodiffTransE}
@@ -102,18 +116,13 @@ def load_config(model: str, dataset: str, overrides: dict):
     return config
 
 
-def peak_memory_bytes() -> int | None:
-    stats = jax.local_devices()[0].memory_stats()
-    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-
-
 def measure(config, dataset, autodiff: bool, steps: int, calls: int) -> dict:
     model = None
     if autodiff:
         if config.model.name not in AUTODIFF:
             return {"skipped": f"{config.model.name} has no recomputing backward"}
         model = AUTODIFF[config.model.name](
-            **runs.build_model(config, dataset.num_entities, dataset.num_relations).hparams()
+            **make_model(config.model, dataset.num_entities, dataset.num_relations).hparams()
         )
     chunk, state, data = single_device_chunk(config, dataset, steps, model)
     key = jax.random.key(1)
@@ -179,9 +188,7 @@ def main() -> None:
     mode["dataset"] = args.dataset or mode["dataset"]
     mode["overrides"] = {**mode["overrides"], **config_lib.parse_overrides(args.set)}
     report = {
-        "device": jax.devices()[0].device_kind,
-        "jax": jax.__version__,
-        "python": platform.python_version(),
+        **machine(),
         "command": "python bench/step_profile.py "
         + " ".join(
             f"--{k}={v}" for k, v in vars(args).items() if k not in ("out", "set") and v != ""
@@ -191,7 +198,7 @@ def main() -> None:
     }
     for model in args.models.split(","):
         base_config = load_config(model, mode["dataset"], mode["overrides"])
-        dataset = runs.load_dataset(base_config.data)
+        dataset = load_dataset(base_config.data)
         chunk = args.shared_chunk_size or base_config.negatives.num_negatives
         chunk = min(chunk, base_config.batch_size)
         chosen = variants(chunk)
@@ -207,12 +214,8 @@ def main() -> None:
                 **measure(config, dataset, autodiff, args.steps, args.calls),
             }
             print(json.dumps({"model": model, "variant": name, **rows[name]}), flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(f"{args.out}.json", "w") as f:
-        json.dump(report, f, indent=2)
     table = markdown(report)
-    with open(f"{args.out}.md", "w") as f:
-        f.write(table)
+    write_results(args.out, report, table)
     print(table)
 
 

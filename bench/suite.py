@@ -34,6 +34,7 @@ import time
 
 import jax
 import numpy as np
+from common import peak_memory_bytes, write_results
 
 from kgjax import config as config_lib
 
@@ -82,11 +83,6 @@ def load_config(case: Case, num_steps: int):
     return config
 
 
-def peak_memory_bytes() -> int | None:
-    stats = jax.local_devices()[0].memory_stats()
-    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-
-
 def kgjax_train(case: Case, dataset, shared_chunk_size: int = 0) -> dict:
     from kgjax.train.kge.trainer import train
 
@@ -109,11 +105,11 @@ def kgjax_train_shared(case: Case, dataset) -> dict:
 
 
 def kgjax_eval(case: Case, dataset) -> dict:
-    from kgjax import runs
     from kgjax.evaluation.link_prediction import Evaluator
+    from kgjax.train.kge.build import make_model
 
     config = load_config(case, 1)
-    model = runs.build_model(config, dataset.num_entities, dataset.num_relations)
+    model = make_model(config.model, dataset.num_entities, dataset.num_relations)
     params = model.init(jax.random.key(0))
     evaluator = Evaluator(model, dataset, config.evaluation.batch_size)
     started = time.perf_counter()
@@ -333,11 +329,7 @@ def main() -> None:
                 json.dumps({"dataset": case.dataset, "part": part, **{"result": results[part]}}),
                 flush=True,
             )
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(f"{args.out}.json", "w") as f:
-        json.dump(report, f, indent=2, default=float)
-    with open(f"{args.out}.md", "w") as f:
-        f.write(markdown(report))
+    write_results(args.out, report, markdown(report))
     print(markdown(report))
 
 

@@ -50,6 +50,7 @@ def test_reproduce_runs_in_slices_and_finishes(tmp_path, monkeypatch):
     assert (tmp_path / "results" / "repro_test" / "metrics_tail.jsonl").read_text()
     # bench/self_prediction.py reads the run back and ranks the test split itself: its MRR
     # must be the run's own.
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))  # its `import common`
     spec = importlib.util.spec_from_file_location(
         "self_prediction", os.path.join(REPO, "bench", "self_prediction.py")
     )
