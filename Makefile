@@ -1,4 +1,5 @@
-# kgjax: `make demo` trains RotatE on the embedded UMLS; `make test` runs lint and the tests.
+# kgjax: `make demo` trains RotatE on the embedded UMLS; `make test` runs lint, the import
+# contracts and the tests.
 # Both create the virtual environment on first use (Python 3.11+ is all they need).
 PYTHON ?= python3
 VENV ?= .venv
@@ -33,6 +34,7 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache  # the rooms' walls: pyproject.toml's [tool.importlinter]
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 format: $(TEST_STAMP)

@@ -25,12 +25,12 @@ import json
 import os
 import time
 
-from common import finished_results, machine, write_results
-
 from kgjax import config as config_lib
 from kgjax.data import inductive as inductive_split
 from kgjax.data.catalog import local_folder
 from kgjax.train.kge.trainer import train
+
+from common import finished_results, machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INITS = ("text", "uniform")

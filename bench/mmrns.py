@@ -46,11 +46,12 @@ import time
 
 import jax
 import numpy as np
-from common import finished_results, machine, single_device_chunk, write_results
 
 from kgjax import config as config_lib
 from kgjax.train.kge.build import build, load_dataset
 from kgjax.train.kge.trainer import train
+
+from common import finished_results, machine, single_device_chunk, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")

@@ -24,7 +24,6 @@ import argparse
 import os
 
 import numpy as np
-from common import machine, write_results
 
 from kgjax import runs
 from kgjax.evaluation import diagnostics
@@ -32,6 +31,8 @@ from kgjax.evaluation.link_prediction import score_all
 from kgjax.ops.ranking import filtered_ranks
 from kgjax.ops.triple_index import DeviceTripleIndex
 from kgjax.train.kge.build import load_dataset
+
+from common import machine, write_results
 
 QUERY_BATCH = 256
 

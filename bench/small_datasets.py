@@ -20,10 +20,10 @@ import os
 import tempfile
 import time
 
-from common import machine, write_results
-
 from kgjax import config as config_lib
 from kgjax.train.kge.trainer import train
+
+from common import machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

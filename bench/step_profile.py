@@ -37,7 +37,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-from common import machine, peak_memory_bytes, single_device_chunk, write_results
 
 from kgjax import config as config_lib
 from kgjax.models.kge import base
@@ -49,6 +48,8 @@ from kgjax.models.kge.translational import (
 )
 from kgjax.train.kge import config as kge_config_lib
 from kgjax.train.kge.build import load_dataset, make_model
+
+from common import machine, peak_memory_bytes, single_device_chunk, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {

@@ -34,9 +34,10 @@ import time
 
 import jax
 import numpy as np
-from common import peak_memory_bytes, write_results
 
 from kgjax import config as config_lib
+
+from common import peak_memory_bytes, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("kgjax_train", "kgjax_train_shared", "kgjax_eval", "pykeen_train", "pykeen_eval")

@@ -7,8 +7,8 @@ Hits@10 barely moves. These functions take what the evaluator already has per qu
 against every entity, the filter of known answers in `kgjax.ops.ranking`'s form, filtered
 ranks) and say how often that happens, and which relations carry the MRR.
 
-Host side, NumPy, like `metrics`. Shapes: B queries, V entities, P filter budget, Q ranked
-queries (both sides of a split), R relations.
+Host side, NumPy, like `metrics`. Shapes: B queries, V entities, W filter budget, R relations,
+n ranked queries (both sides of a split).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def own_entity(
       scores: float [B, V] scores of every candidate (higher = better).
       answers: int [B] the true answer of each query.
       own: int [B] the query's own entity (its head when tails are predicted, else its tail).
-      filter_ids: int [B, P] known true answers (may include the true one; padded entries
+      filter_ids: int [B, W] known true answers (may include the true one; padded entries
         are masked), as `kgjax.ops.triple_index.CSRSide.answers` returns them.
-      filter_mask: bool [B, P] which entries of `filter_ids` are real.
+      filter_mask: bool [B, W] which entries of `filter_ids` are real.
 
     Returns:
       (top1 bool [B]: the best filtered candidate is the own entity, and the own entity is
@@ -64,8 +64,8 @@ def per_relation_mrr(
     """The queries and the mean reciprocal rank of each relation.
 
     Args:
-      ranks: float [Q] filtered ranks (1 = best).
-      relations: int [Q] each query's relation.
+      ranks: float [n] filtered ranks (1 = best).
+      relations: int [n] each query's relation.
       num_relations: R.
 
     Returns:
@@ -86,11 +86,11 @@ def self_prediction_metrics(
     """`rank_metrics` of the true answers plus the own entity's.
 
     Args:
-      ranks: float [Q] the true answers' filtered ranks.
-      top1, own_rank: bool [Q] and float [Q] from `own_entity`.
+      ranks: float [n] the true answers' filtered ranks.
+      top1, own_rank: bool [n] and float [n] from `own_entity`.
 
     Returns:
-      `rank_metrics(ranks)` with "queries" (Q), "own_top1" (the fraction of queries answered
+      `rank_metrics(ranks)` with "queries" (n), "own_top1" (the fraction of queries answered
       with their own entity) and "own_rank_median" (over the queries whose own entity is not
       a known answer; NaN if there are none).
     """
