@@ -15,7 +15,7 @@ import pytest
 from kgjax.config import ConfigError
 from kgjax.data.catalog import load_dataset
 from kgjax.models import kge as models
-from kgjax.models.kge.kca import KCA
+from kgjax.models.kge.kca import KCA, ScaledLayerNorm
 from kgjax.ops import similarity
 from kgjax.text import features as text_features
 from kgjax.train.kge import build, negatives
@@ -71,7 +71,7 @@ def features(key, num_entities, length, width, lengths):
 def test_kca_shapes_and_relation_broadcasting(visual):
     net = kca(visual)
     keys = jax.random.split(jax.random.key(0), 5)
-    params = net.init(keys[0])
+    params = net.init_params(keys[0])
     text, text_mask = features(keys[1], 6, 3, 6, [3, 1, 2, 3, 1, 2])
     image, image_mask = features(keys[2], 6, 4, 7, [4, 2, 1, 4, 3, 1]) if visual else (None, None)
     relations = jax.random.normal(keys[3], (2, 5))
@@ -79,18 +79,19 @@ def test_kca_shapes_and_relation_broadcasting(visual):
 
     @jax.jit
     def run(params, text, image, relations, entities):
-        terms = net.entity_terms(params, text, text_mask, image, image_mask)
+        bound = net.bind({"params": params})
+        terms = bound.entity_terms(text, text_mask, image, image_mask)
         # Every (relation, entity) pair at once: [G, N, O].
-        table = net.represent(params, terms, relations)
+        table = bound.represent(terms, relations)
         # Row by row: entity n under relation n % 2.
-        paired = net.represent_pairs(params, terms, relations[jnp.arange(6) % 2])
-        structure = net.structure(params, entities[None], relations[:, None, :])
+        paired = bound.represent_pairs(terms, relations[jnp.arange(6) % 2])
+        structure = bound.structure(entities[None], relations[:, None, :])
         return (
             terms.cross,
             table,
             paired,
             structure,
-            net.structure(params, entities[0], relations[1]),
+            bound.structure(entities[0], relations[1]),
         )
 
     cross, table, paired, structure, single = run(params, text, image, relations, entities)
@@ -112,15 +113,15 @@ def test_kca_shapes_and_relation_broadcasting(visual):
 def test_kca_ignores_padding(visual):
     net = kca(visual)
     keys = jax.random.split(jax.random.key(1), 6)
-    params = net.init(keys[0])
+    bound = net.bind({"params": net.init_params(keys[0])})
     text, text_mask = features(keys[1], 4, 3, 6, [1, 2, 3, 2])
     image, image_mask = features(keys[2], 4, 4, 7, [2, 4, 1, 3]) if visual else (None, None)
     relation = jax.random.normal(keys[3], (4, 5))
 
     @jax.jit
     def represent(text, image):
-        terms = net.entity_terms(params, text, text_mask, image, image_mask)
-        return net.represent_pairs(params, terms, relation)
+        terms = bound.entity_terms(text, text_mask, image, image_mask)
+        return bound.represent_pairs(terms, relation)
 
     before = represent(text, image)
     # Garbage in the padded rows changes nothing ...
@@ -142,6 +143,68 @@ def test_kca_ignores_padding(visual):
 def test_kca_rejects_visual_without_text():
     with pytest.raises(ValueError, match="need textual features"):
         KCA(0, 4, 7, 4, 10, 5)
+
+
+@pytest.mark.parametrize("visual", [True, False])
+def test_kca_init_params_draws_each_kernel_from_its_key_in_the_reference_order(visual):
+    net = kca(visual)
+    key = jax.random.key(7)
+    params = net.init_params(key)
+    # The tree linen's own init makes.
+    example = [
+        jnp.zeros((2, 3, 6)),
+        jnp.ones((2, 3), bool),
+        jnp.zeros((2, 4, 7)) if visual else None,
+        jnp.ones((2, 4), bool) if visual else None,
+        jnp.zeros((2, 10)),
+        jnp.zeros((2, 5)),
+    ]
+    shapes = jax.eval_shape(net.init, key, *example)["params"]
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, shapes)
+
+    keys = jax.random.split(key, 8)
+
+    def xavier(key, fan_in, fan_out):
+        return np.sqrt(2.0 / (fan_in + fan_out)) * jax.random.normal(key, (fan_in, fan_out))
+
+    # The structure's MLP on [e; r] is one (De + Dr) x H draw, split by rows.
+    hidden = xavier(keys[0], 10 + 5, 11)
+    structure = params["structure"]
+    np.testing.assert_array_equal(structure["entity"]["kernel"], hidden[:10])
+    np.testing.assert_array_equal(structure["relation"]["kernel"], hidden[10:])
+    np.testing.assert_array_equal(structure["gate"]["kernel"], xavier(keys[1], 11, 10))
+    guide_length = 4 if visual else 3
+    layers = {
+        "text_in": (6, 8),
+        "text_guide": (5, guide_length * 3),
+        "text_out": (guide_length * 8, 9),
+    }
+    if visual:
+        layers.update(visual_in=(7, 8), visual_guide=(5, 4 * 3), visual_out=(3 * 8, 9))
+    for index, (layer, (fan_in, fan_out)) in enumerate(layers.items(), start=2):
+        np.testing.assert_array_equal(params[layer]["kernel"], xavier(keys[index], fan_in, fan_out))
+    biases = [structure["bias"], structure["gate"]["bias"], params["norm"]["bias"]]
+    assert all(not np.any(bias) for bias in biases + [params[layer]["bias"] for layer in layers])
+    np.testing.assert_array_equal(params["norm"]["scale"], np.ones(8))
+
+
+def test_scaled_layer_norm_matches_the_formula_and_rounds_in_its_order():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    scale = rng.normal(size=8).astype(np.float32)
+    bias = rng.normal(size=8).astype(np.float32)
+    got = np.asarray(
+        ScaledLayerNorm().apply({"params": {"scale": scale, "bias": bias}}, jnp.asarray(x))
+    )
+    x64 = x.astype(np.float64)
+    mean = x64.mean(-1, keepdims=True)
+    want = (x64 - mean) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5) * scale + bias
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Bit for bit ((x - mean) * rsqrt(var + eps)) * scale + bias, the rounding of the
+    # parameters every KCA run so far trained.
+    mean = jnp.mean(x, -1, keepdims=True)
+    variance = jnp.mean(jnp.square(x - mean), -1, keepdims=True)
+    np.testing.assert_array_equal(got, (x - mean) * jax.lax.rsqrt(variance + 1e-5) * scale + bias)
 
 
 def test_exploration_schedule():
@@ -260,12 +323,11 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
     )
     assert sims.shape == (3, batch, 50)  # text, visual, structure
 
-    kca = sampler.kca(model)
+    kca = sampler.kca(model).bind({"params": sampler_params})
     features = data.features
 
     def alone(ids):
         return kca.entity_terms(
-            sampler_params,
             features["text"][ids],
             features["text_mask"][ids],
             features["visual"][ids],
@@ -274,14 +336,14 @@ def test_similarities_match_each_pair_computed_alone(setup, monkeypatch, batch, 
 
     def one_row(anchor_id, relation_id):
         relation = params["relation"][relation_id]
-        anchor = kca.represent_pairs(sampler_params, alone(anchor_id[None]), relation[None])
-        pool_reps = kca.represent(sampler_params, alone(pool), relation[None])
+        anchor = kca.represent_pairs(alone(anchor_id[None]), relation[None])
+        pool_reps = kca.represent(alone(pool), relation[None])
         row = [
             similarity.cosine(pool_reps[modality][0], anchor[modality])
             for modality in kca.modalities
         ]
-        gated_anchor = kca.structure(sampler_params, params["entity"][anchor_id], relation)
-        gated_pool = kca.structure(sampler_params, params["entity"][pool], relation[None])
+        gated_anchor = kca.structure(params["entity"][anchor_id], relation)
+        gated_pool = kca.structure(params["entity"][pool], relation[None])
         return jnp.stack([*row, similarity.cosine(gated_pool, gated_anchor)])
 
     expected = np.swapaxes(jax.jit(jax.vmap(one_row))(anchors, relations), 0, 1)

@@ -29,15 +29,42 @@ O output width, D_t and D_i feature widths, De entity width, Dr relation width, 
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
-from flax import struct
+from flax import linen as nn
+from flax import struct, traverse_util
 
 Params = dict
 _LEAKY_SLOPE = 0.1  # the reference's nn.LeakyReLU(0.1)
 _NORM_EPSILON = 1e-5  # torch LayerNorm's default
+# The feature layers in the order `KCA.init_params` draws their kernels.
+_FEATURE_LAYERS = ("text_in", "text_guide", "text_out", "visual_in", "visual_guide", "visual_out")
+
+
+def xavier_normal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
+    """torch's xavier_normal_, with which the reference initialises every Linear weight.
+
+    Written out rather than `nn.initializers.xavier_normal` (a truncated normal) or
+    `variance_scaling(1, "fan_avg", "normal")` (whose float32 sqrt of the variance may round
+    differently), so that a key draws the values kgjax's KCA has always drawn.
+    """
+    fan_in, fan_out = shape
+    std = (2.0 / (fan_in + fan_out)) ** 0.5
+    return std * jax.random.normal(key, shape, dtype)
+
+
+def _dense(features: int, use_bias: bool = True, name: str | None = None) -> nn.Dense:
+    return nn.Dense(features, use_bias=use_bias, kernel_init=xavier_normal, name=name)
+
+
+def _leaky_relu(x: jax.Array) -> jax.Array:
+    return nn.leaky_relu(x, _LEAKY_SLOPE)
+
+
+def _masked_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax over the last axis restricted to `mask`; all-zero where nothing is allowed."""
+    weights = jax.nn.softmax(jnp.where(mask, logits, -1e30), axis=-1)
+    return jnp.where(mask, weights, 0.0)
 
 
 @struct.dataclass
@@ -63,38 +90,72 @@ class EntityTerms:
     visual: jax.Array | None
 
 
-def _dense_init(key, fan_in: int, fan_out: int) -> dict:
-    # The reference initialises every Linear weight with xavier_normal_.
-    std = (2.0 / (fan_in + fan_out)) ** 0.5
-    return {
-        "kernel": std * jax.random.normal(key, (fan_in, fan_out), jnp.float32),
-        "bias": jnp.zeros((fan_out,), jnp.float32),
-    }
+class ScaledLayerNorm(nn.Module):
+    """LayerNorm over the last axis, rounded as kgjax's KCA has always rounded it.
+
+    flax's `nn.LayerNorm` computes (x - mean) * (rsqrt(var + eps) * scale) + bias; the order
+    here is ((x - mean) * rsqrt(var + eps)) * scale + bias, which gives other last bits once
+    the scale has trained, and so other training metrics than the runs recorded before KCA
+    became a linen module. The normalisation is flax's; only its affine part is applied here.
+
+    Attributes:
+      epsilon: added to the variance.
+    """
+
+    epsilon: float = _NORM_EPSILON
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """[..., F] -> [..., F]."""
+        normalized = nn.LayerNorm(
+            epsilon=self.epsilon, use_bias=False, use_scale=False, use_fast_variance=False
+        )(x)
+        scale = self.param("scale", nn.initializers.ones_init(), (x.shape[-1],))
+        bias = self.param("bias", nn.initializers.zeros_init(), (x.shape[-1],))
+        return normalized * scale + bias
 
 
-def _dense(params: dict, x: jax.Array) -> jax.Array:
-    return x @ params["kernel"] + params["bias"]
+class StructureGate(nn.Module):
+    """The structural representation e * sigmoid(W_g LeakyReLU([e; r] W_h + b_h) + b_g).
+
+    [e; r] W_h = e W_e + r W_r, so W_h is held as its entity rows and relation rows: each side
+    is projected once, and broadcasting pairs them (N entities under G relations cost N + G
+    projections, not N * G).
+
+    Attributes:
+      entity_width: De.
+      hidden_dim: H.
+    """
+
+    entity_width: int
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, entity: jax.Array, relation: jax.Array) -> jax.Array:
+        """Gates `entity` under `relation`; leading dimensions broadcast against each other.
+
+        Args:
+          entity: [...e, De] KGE entity vectors.
+          relation: [...r, Dr] KGE relation vectors.
+
+        Returns:
+          [..., De], where [...] is [...e] broadcast with [...r].
+        """
+        # b_h is added after both projections, where the reference's one Linear adds it.
+        hidden = (
+            _dense(self.hidden_dim, use_bias=False, name="entity")(entity)
+            + _dense(self.hidden_dim, use_bias=False, name="relation")(relation)
+            + self.param("bias", nn.initializers.zeros_init(), (self.hidden_dim,))
+        )
+        gate = nn.sigmoid(_dense(self.entity_width, name="gate")(_leaky_relu(hidden)))
+        return entity * gate
 
 
-def _leaky_relu(x: jax.Array) -> jax.Array:
-    return jax.nn.leaky_relu(x, _LEAKY_SLOPE)
-
-
-def _layer_norm(params: dict, x: jax.Array) -> jax.Array:
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    variance = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(variance + _NORM_EPSILON) * params["scale"] + params["bias"]
-
-
-def _masked_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax over the last axis restricted to `mask`; all-zero where nothing is allowed."""
-    weights = jax.nn.softmax(jnp.where(mask, logits, -1e30), axis=-1)
-    return jnp.where(mask, weights, 0.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class KCA:
+class KCA(nn.Module):
     """Knowledge-guided cross-modal attention plus the structural gate (module docstring).
+
+    Create parameters with `init_params`; apply a method with
+    `kca.apply({"params": params}, ..., method=KCA.represent)`.
 
     Attributes:
       text_width: D_t, the width of a sentence vector; 0 for no textual features.
@@ -125,6 +186,7 @@ class KCA:
             raise ValueError(f"KCA: num_sentences must be positive, got {self.num_sentences}")
         if self.visual_width and self.num_regions < 1:
             raise ValueError(f"KCA: num_regions must be positive, got {self.num_regions}")
+        super().__post_init__()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -136,39 +198,89 @@ class KCA:
         """L_g: the rows of the guiding modality (regions, or sentences without images)."""
         return self.num_regions if self.visual_width else self.num_sentences
 
-    def init(self, key: jax.Array) -> Params:
-        """Fresh parameters: xavier-normal kernels, zero biases, unit LayerNorm scale."""
-        keys = iter(jax.random.split(key, 8))
-        attention, length = self.attention_dim, self.guide_length * self.num_sentences
-        params = {
-            "structure": {
-                "hidden": _dense_init(
-                    next(keys), self.entity_width + self.relation_width, self.structure_hidden
-                ),
-                "gate": _dense_init(next(keys), self.structure_hidden, self.entity_width),
-            }
-        }
+    def setup(self):
+        self.structure_gate = StructureGate(
+            self.entity_width, self.structure_hidden, name="structure"
+        )
+        length = self.guide_length * self.num_sentences
         if self.text_width:
-            params["text_in"] = _dense_init(next(keys), self.text_width, attention)
-            params["text_guide"] = _dense_init(next(keys), self.relation_width, length)
-            params["text_out"] = _dense_init(
-                next(keys), self.guide_length * attention, self.output_dim
-            )
-            params["norm"] = {
-                "scale": jnp.ones((attention,), jnp.float32),
-                "bias": jnp.zeros((attention,), jnp.float32),
-            }
+            self.text_in = _dense(self.attention_dim)
+            self.text_guide = _dense(length)
+            self.text_out = _dense(self.output_dim)
+            self.norm = ScaledLayerNorm()
         if self.visual_width:
-            params["visual_in"] = _dense_init(next(keys), self.visual_width, attention)
-            params["visual_guide"] = _dense_init(next(keys), self.relation_width, length)
-            params["visual_out"] = _dense_init(
-                next(keys), self.num_sentences * attention, self.output_dim
-            )
-        return params
+            self.visual_in = _dense(self.attention_dim)
+            self.visual_guide = _dense(length)
+            self.visual_out = _dense(self.output_dim)
+
+    def __call__(
+        self,
+        text: jax.Array | None,
+        text_mask: jax.Array | None,
+        visual: jax.Array | None,
+        visual_mask: jax.Array | None,
+        entity: jax.Array,
+        relation: jax.Array,
+    ) -> dict[str, jax.Array]:
+        """Every one of N entities under every one of G relations, in every modality.
+
+        Args:
+          text, text_mask, visual, visual_mask: as in `entity_terms`, for N entities.
+          entity: [N, De] KGE entity vectors.
+          relation: [G, Dr] KGE relation vectors.
+
+        Returns:
+          {modality: [G, N, O]} for each of `modalities`, and {"structure": [G, N, De]}.
+        """
+        out = {}
+        if self.modalities:
+            terms = self.entity_terms(text, text_mask, visual, visual_mask)
+            out = self.represent(terms, relation)
+        return {**out, "structure": self.structure(entity[None], relation[:, None, :])}
+
+    def init_params(self, key: jax.Array) -> Params:
+        """Fresh parameters: xavier-normal kernels, zero biases, unit LayerNorm scale.
+
+        Linen gives the tree; the kernels are drawn from `jax.random.split(key, 8)` in the
+        order kgjax's KCA has always drawn them (the structure's [e; r] kernel, its gate,
+        then `_FEATURE_LAYERS`), so a seed starts every run where it always did.
+
+        Returns:
+          The "params" collection, for `apply({"params": ...})`.
+        """
+        num = 2
+        example = [
+            jnp.zeros((num, self.num_sentences, self.text_width)) if self.text_width else None,
+            jnp.ones((num, self.num_sentences), bool) if self.text_width else None,
+            jnp.zeros((num, self.num_regions, self.visual_width)) if self.visual_width else None,
+            jnp.ones((num, self.num_regions), bool) if self.visual_width else None,
+            jnp.zeros((num, self.entity_width)),
+            jnp.zeros((num, self.relation_width)),
+        ]
+        flat = traverse_util.flatten_dict(self.init(key, *example)["params"])
+        keys = iter(jax.random.split(key, 8))
+        hidden = xavier_normal(
+            next(keys), (self.entity_width + self.relation_width, self.structure_hidden)
+        )
+        drawn = {
+            ("structure", "entity"): hidden[: self.entity_width],
+            ("structure", "relation"): hidden[self.entity_width :],
+            ("structure", "gate"): xavier_normal(
+                next(keys), flat[("structure", "gate", "kernel")].shape
+            ),
+        }
+        for layer in _FEATURE_LAYERS:
+            if (layer, "kernel") in flat:
+                drawn[(layer,)] = xavier_normal(next(keys), flat[(layer, "kernel")].shape)
+        kernels = {path[:-1] for path in flat if path[-1] == "kernel"}
+        if kernels != drawn.keys():
+            raise AssertionError(f"KCA: kernels {sorted(kernels)}, drawn {sorted(drawn)}")
+        for layer, kernel in drawn.items():
+            flat[(*layer, "kernel")] = kernel
+        return traverse_util.unflatten_dict(flat)
 
     def entity_terms(
         self,
-        params: Params,
         text: jax.Array,
         text_mask: jax.Array,
         visual: jax.Array | None = None,
@@ -185,9 +297,9 @@ class KCA:
         Returns:
           EntityTerms with leading shape [...].
         """
-        text_h = _leaky_relu(_dense(params["text_in"], text))
+        text_h = _leaky_relu(self.text_in(text))
         if self.visual_width:
-            guide_h = _leaky_relu(_dense(params["visual_in"], visual))
+            guide_h = _leaky_relu(self.visual_in(visual))
             guide_mask = visual_mask
         else:
             guide_h, guide_mask = text_h, text_mask
@@ -195,19 +307,15 @@ class KCA:
         cross = jnp.where(pair_mask, guide_h @ jnp.swapaxes(text_h, -1, -2), 0.0)
         # (4) each guide row attends over the sentences.
         textual = _masked_softmax(cross, pair_mask) @ text_h
-        textual = jnp.where(guide_mask[..., None], _layer_norm(params["norm"], textual), 0.0)
+        textual = jnp.where(guide_mask[..., None], self.norm(textual), 0.0)
         visual_terms = None
         if self.visual_width:
             # (1) each sentence attends over the regions.
             attended = _masked_softmax(jnp.swapaxes(cross, -1, -2), jnp.swapaxes(pair_mask, -1, -2))
-            visual_terms = jnp.where(
-                text_mask[..., None], _layer_norm(params["norm"], attended @ guide_h), 0.0
-            )
+            visual_terms = jnp.where(text_mask[..., None], self.norm(attended @ guide_h), 0.0)
         return EntityTerms(text_h, guide_h, cross, text_mask, guide_mask, textual, visual_terms)
 
-    def represent(
-        self, params: Params, terms: EntityTerms, relation: jax.Array
-    ) -> dict[str, jax.Array]:
+    def represent(self, terms: EntityTerms, relation: jax.Array) -> dict[str, jax.Array]:
         """Adds the relation-guided branches (2) and (3) and projects each modality.
 
         Every entity is represented under every relation; `represent_pairs` pairs them.
@@ -220,26 +328,24 @@ class KCA:
           {"text": [G, N, O]} and, with visual features, {"visual": [G, N, O]}.
         """
         length = (self.guide_length, self.num_sentences)
-        gate = jax.nn.sigmoid(_dense(params["text_guide"], relation)).reshape(-1, *length)
+        gate = nn.sigmoid(self.text_guide(relation)).reshape(-1, *length)
         guided_weights = terms.cross[None] * gate[:, None]  # [G, N, L_g, L_t]
         # (3), contracted with N as the batch dimension: G * L_g rows per entity, one matmul
         # each, rather than G * N products of L_g x L_t matrices.
         guided = jnp.einsum("gnij,nja->gnia", guided_weights, terms.text)
-        textual = terms.textual[None] + _layer_norm(params["norm"], guided)
+        textual = terms.textual[None] + self.norm(guided)
         textual = jnp.where(terms.guide_mask[None, ..., None], textual, 0.0)
-        out = {"text": _dense(params["text_out"], textual.reshape(*textual.shape[:2], -1))}
+        out = {"text": self.text_out(textual.reshape(*textual.shape[:2], -1))}
         if self.visual_width:
-            gate = jax.nn.sigmoid(_dense(params["visual_guide"], relation)).reshape(-1, *length)
+            gate = nn.sigmoid(self.visual_guide(relation)).reshape(-1, *length)
             guided_weights = terms.cross[None] * gate[:, None]
             guided = jnp.einsum("gnij,nia->gnja", guided_weights, terms.guide)  # (2)
-            visual = terms.visual[None] + _layer_norm(params["norm"], guided)
+            visual = terms.visual[None] + self.norm(guided)
             visual = jnp.where(terms.text_mask[None, ..., None], visual, 0.0)
-            out["visual"] = _dense(params["visual_out"], visual.reshape(*visual.shape[:2], -1))
+            out["visual"] = self.visual_out(visual.reshape(*visual.shape[:2], -1))
         return out
 
-    def represent_pairs(
-        self, params: Params, terms: EntityTerms, relation: jax.Array
-    ) -> dict[str, jax.Array]:
+    def represent_pairs(self, terms: EntityTerms, relation: jax.Array) -> dict[str, jax.Array]:
         """`represent` of entity b under relation b, for B pairs.
 
         Args:
@@ -251,13 +357,13 @@ class KCA:
         """
 
         def one(terms, relation):
-            single = self.represent(params, jax.tree.map(lambda x: x[None], terms), relation[None])
+            single = self.represent(jax.tree.map(lambda x: x[None], terms), relation[None])
             return jax.tree.map(lambda x: x[0, 0], single)
 
         return jax.vmap(one)(terms, relation)
 
-    def structure(self, params: Params, entity: jax.Array, relation: jax.Array) -> jax.Array:
-        """The structural representation e * sigmoid(MLP([e; r])).
+    def structure(self, entity: jax.Array, relation: jax.Array) -> jax.Array:
+        """The structural representation e * sigmoid(MLP([e; r])) (`StructureGate`).
 
         `entity` and `relation` broadcast against each other in their leading dimensions:
         entity [1, N, De] with relation [G, 1, Dr] gives every pair, [G, N, De].
@@ -269,13 +375,4 @@ class KCA:
         Returns:
           [..., De].
         """
-        hidden_params = params["structure"]["hidden"]
-        kernel = hidden_params["kernel"]
-        # [e; r] W = e W_e + r W_r: each side is projected once, not once per pair.
-        hidden = (
-            entity @ kernel[: self.entity_width]
-            + relation @ kernel[self.entity_width :]
-            + hidden_params["bias"]
-        )
-        gate = jax.nn.sigmoid(_dense(params["structure"]["gate"], _leaky_relu(hidden)))
-        return entity * gate
+        return self.structure_gate(entity, relation)

@@ -149,7 +149,7 @@ class MMRNSSampler:
                 f"mmrns: {self.num_negatives} negatives cannot be drawn without replacement "
                 f"from a pool of {pool_size} entities"
             )
-        return self.kca(model).init(rng)
+        return self.kca(model).init_params(rng)
 
     def features(
         self,
@@ -217,6 +217,10 @@ class MMRNSSampler:
           float [M, B, N], modalities in the order of `KCA.modalities`, then the structure.
         """
         kca = self.kca(model)
+
+        def apply(method, *args):
+            return kca.apply({"params": sampler_params}, *args, method=method)
+
         # Tables are read by rows only, so that a mesh-split table (`kgjax.parallel.layout.TableView`)
         # works as well as an array.
         relation = params["relation"][relations]  # [B, Dr]
@@ -234,16 +238,16 @@ class MMRNSSampler:
         if kca.modalities:
 
             def terms(ids):
-                return kca.entity_terms(
-                    sampler_params,
+                return apply(
+                    KCA.entity_terms,
                     features["text"][ids],
                     features["text_mask"][ids],
                     features["visual"][ids] if kca.visual_width else None,
                     features["visual_mask"][ids] if kca.visual_width else None,
                 )
 
-            pool_reps = kca.represent(sampler_params, terms(pool), groups)  # [G, N, O]
-            anchor_reps = kca.represent_pairs(sampler_params, terms(anchors), relation)  # [B, O]
+            pool_reps = apply(KCA.represent, terms(pool), groups)  # [G, N, O]
+            anchor_reps = apply(KCA.represent_pairs, terms(anchors), relation)  # [B, O]
             for modality in kca.modalities:
                 sims.append(
                     grouped_cosine(
@@ -253,10 +257,10 @@ class MMRNSSampler:
 
         entity = params["entity"]
         pool_entities = entity[pool]  # [N, De]
-        anchor_structure = kca.structure(sampler_params, entity[anchors], relation)  # [B, De]
+        anchor_structure = apply(KCA.structure, entity[anchors], relation)  # [B, De]
         if per_relation:
-            pool_structure = kca.structure(
-                sampler_params, pool_entities[None], relation_table[:, None, :]
+            pool_structure = apply(
+                KCA.structure, pool_entities[None], relation_table[:, None, :]
             )  # [R, N, De]
             sims.append(
                 grouped_cosine(pool_structure, row_group, anchor_structure, self.chunk_size)
@@ -265,7 +269,7 @@ class MMRNSSampler:
             # One group per row: each row gates the pool under its own relation.
             def structure_row(row):
                 relation_vector, anchor = row
-                return cosine(kca.structure(sampler_params, pool_entities, relation_vector), anchor)
+                return cosine(apply(KCA.structure, pool_entities, relation_vector), anchor)
 
             sims.append(row_blocks(structure_row, (relation, anchor_structure), self.chunk_size))
         return jnp.stack(sims)
