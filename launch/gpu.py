@@ -26,24 +26,13 @@ import shlex
 import subprocess
 import sys
 
-
-def train_command(args, extra: list[str]) -> list[str]:
-    return [
-        args.kgjax,
-        "train",
-        f"--config={args.config}",
-        f"--workdir={args.workdir}",
-        f"--config.mesh.axes={args.mesh}",
-        "--progress=false",
-        *extra,
-        *args.overrides,
-    ]
+from launcher import add_run_arguments, parse_with_overrides, train_command
 
 
 def commands(args) -> list[tuple[list[str], str | None]]:
     """The commands to run at once: (arguments, standard input or None) each."""
     if args.slurm:
-        train = train_command(args, [])
+        train = train_command(args, args.kgjax)
         script = "\n".join(
             [
                 "#!/bin/bash",
@@ -59,12 +48,13 @@ def commands(args) -> list[tuple[list[str], str | None]]:
         )
         return [(["sbatch"], script)]
     if not args.hosts:
-        return [(train_command(args, []), None)]
+        return [(train_command(args, args.kgjax), None)]
     hosts = args.hosts.split(",")
     out = []
     for process_id, host in enumerate(hosts):
         train = train_command(
             args,
+            args.kgjax,
             [
                 f"--config.mesh.coordinator_address={args.coordinator or hosts[0] + ':8476'}",
                 f"--config.mesh.num_processes={len(hosts)}",
@@ -78,9 +68,7 @@ def commands(args) -> list[tuple[list[str], str | None]]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/rotate.py:fb15k237")
-    parser.add_argument("--workdir", default="runs/kgjax_gpu")
-    parser.add_argument("--mesh", default='[["data",1],["model",-1]]', help="config.mesh.axes")
+    add_run_arguments(parser, workdir="runs/kgjax_gpu")
     parser.add_argument("--kgjax", default=".venv/bin/kgjax", help="the kgjax command")
     parser.add_argument("--hosts", default="", help="comma-separated machines, one process each")
     parser.add_argument("--coordinator", default="", help="host:port of process 0")
@@ -88,10 +76,7 @@ def parse_args(argv=None):
     parser.add_argument("--slurm", action="store_true")
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--gpus_per_node", type=int, default=8)
-    parser.add_argument("--dry_run", action="store_true", help="print the commands only")
-    args, overrides = parser.parse_known_args(argv)
-    args.overrides = overrides  # --config.* overrides, passed to `kgjax train`
-    return args
+    return parse_with_overrides(parser, argv)
 
 
 def main(argv=None) -> int:

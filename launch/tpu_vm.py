@@ -33,6 +33,8 @@ import shlex
 import subprocess
 import sys
 
+from launcher import add_run_arguments, parse_with_overrides, train_command
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ("check", "create", "install", "run", "delete")
 ARCHIVE = "/tmp/kgjax.tar.gz"
@@ -133,16 +135,8 @@ def commands(step: str, args) -> list[list[str]]:
             _ssh(args, setup),
         ]
     if step == "run":
-        train = [
-            ".venv/bin/kgjax",
-            "train",
-            f"--config={args.config}",
-            f"--workdir={args.workdir}",
-            f"--config.mesh.axes={args.mesh}",
-            "--progress=false",
-            *args.overrides,
-        ]
-        remote = "cd ~/kgjax && KGJAX_DISTRIBUTED=1 " + " ".join(map(shlex.quote, train))
+        train = train_command(args, ".venv/bin/kgjax")
+        remote = "cd ~/kgjax && KGJAX_DISTRIBUTED=1 " + shlex.join(train)
         return [_ssh(args, remote)]
     if step == "delete":
         return [[*_gcloud(args, "delete", args.name), "--quiet"]]
@@ -158,9 +152,7 @@ def parse_args(argv=None):
     parser.add_argument("--accelerator_type", default="v4-32")
     parser.add_argument("--runtime_version", default="tpu-ubuntu2204-base")
     parser.add_argument("--spot", action="store_true")
-    parser.add_argument("--config", default="configs/rotate.py:fb15k237")
-    parser.add_argument("--workdir", default="/mnt/kgjax_runs/run")
-    parser.add_argument("--mesh", default='[["data",1],["model",-1]]', help="config.mesh.axes")
+    add_run_arguments(parser, workdir="/mnt/kgjax_runs/run")
     parser.add_argument("--mount_bucket", default="", help="gs bucket mounted on every worker")
     parser.add_argument("--mount_point", default="/mnt/kgjax_runs")
     parser.add_argument("--num_devices", type=int, default=0, help="0: from the type")
@@ -169,10 +161,7 @@ def parse_args(argv=None):
     )
     for size in ("num_entities", "num_relations", "num_triples"):
         parser.add_argument(f"--{size}", type=int, default=0, help="check: 0 = the dataset's")
-    parser.add_argument("--dry_run", action="store_true", help="print the commands only")
-    args, overrides = parser.parse_known_args(argv)
-    args.overrides = overrides  # --config.* overrides, passed to `kgjax train`
-    return args
+    return parse_with_overrides(parser, argv)
 
 
 def main(argv=None) -> int:

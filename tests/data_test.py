@@ -65,24 +65,19 @@ def _splits(train: str, valid: str, test: str) -> dict[str, str]:
 # --- triples.py: parsing ----------------------------------------------------------------------
 
 
-def test_wrong_column_count_names_file_and_line(tmp_path):
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("a\tr\tb\n\nc\tr\n", ":3: expected 3 tab-separated columns.*got 2"),
+        ("\n\n", ": no triples"),
+        ("a\tr\tb\na\t \tb\n", ":2: empty name"),
+    ],
+    ids=["wrong_column_count", "empty_file", "empty_name"],
+)
+def test_malformed_file_is_named_with_the_line(tmp_path, text, error):
     path = tmp_path / "train.txt"
-    path.write_text("a\tr\tb\n\nc\tr\n")
-    with pytest.raises(DataError, match=f"^{path}:3: expected 3 tab-separated columns.*got 2"):
-        triples.read_triples_file(path)
-
-
-def test_empty_file_is_an_error(tmp_path):
-    path = tmp_path / "valid.txt"
-    path.write_text("\n\n")
-    with pytest.raises(DataError, match=f"^{path}: no triples"):
-        triples.read_triples_file(path)
-
-
-def test_empty_name_names_file_and_line(tmp_path):
-    path = tmp_path / "test.txt"
-    path.write_text("a\tr\tb\na\t \tb\n")
-    with pytest.raises(DataError, match=f"^{path}:2: empty name"):
+    path.write_text(text)
+    with pytest.raises(DataError, match=f"^{path}{error}"):
         triples.read_triples_file(path)
 
 

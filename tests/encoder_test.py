@@ -282,13 +282,7 @@ def test_split_with_empty_hook_equals_unsplit_exactly(minilm):
 
 def test_span_additions_and_merge_add_at_the_mention_tokens():
     config = encoder.EncoderConfig(
-        vocab_size=30,
-        hidden_size=8,
-        num_layers=2,
-        num_heads=2,
-        intermediate_size=16,
-        split_layer=1,
-        max_position_embeddings=16,
+        vocab_size=30, hidden_size=8, num_layers=2, num_heads=2, intermediate_size=16, split_layer=1
     )
     # The hook reads only its own LayerNorm, here not the identity affine map so that its
     # use is visible.

@@ -17,10 +17,24 @@ def random_graph(seed, n=300):
     return np.stack([rng.integers(0, V, n), rng.integers(0, R, n), rng.integers(0, V, n)], 1)
 
 
+def indexed(triples):
+    """The device index of int [n, 3] `triples`, and the same triples as a Python set."""
+    return DeviceTripleIndex.from_host(TripleIndex.build(triples, V)), set(map(tuple, triples))
+
+
+def corruptions(positives, negatives, mode):
+    """The triple each negative makes with its positive: [B, 3], [B, K] -> B lists of K."""
+    return [
+        [(e, r, t) if mode == sampling.HEAD_BATCH else (h, r, e) for e in row]
+        for (h, r, t), row in zip(
+            np.asarray(positives).tolist(), np.asarray(negatives).tolist(), strict=True
+        )
+    ]
+
+
 def test_contains_and_answers_match_sets():
     triples = random_graph(0)
-    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
-    known = set(map(tuple, triples))
+    index, known = indexed(triples)
     rng = np.random.default_rng(1)
     queries = np.stack(
         [rng.integers(0, V, 600), rng.integers(0, R, 600), rng.integers(0, V, 600)], 1
@@ -39,28 +53,22 @@ def test_contains_and_answers_match_sets():
         assert got == {t for (a, b, t) in known if (a, b) == (h, r)}
 
 
-def test_filtered_negatives_avoid_known_triples_in_both_modes():
+@pytest.mark.parametrize("mode", [sampling.HEAD_BATCH, sampling.TAIL_BATCH])
+def test_filtered_negatives_avoid_known_triples(mode):
     triples = random_graph(2)
-    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
-    known = set(map(tuple, triples))
-    positives = jnp.asarray(triples[:64])
+    index, known = indexed(triples)
     draw = jax.jit(sampling.filtered_uniform_negatives, static_argnums=(3, 4, 7))
-    for mode in (sampling.HEAD_BATCH, sampling.TAIL_BATCH):
-        negatives, false_rate = draw(
-            jax.random.key(mode), positives, mode, 8, V, index.tails, index.heads, 3.0
-        )
-        negatives = np.asarray(negatives)
-        assert negatives.shape == (64, 8)
-        for (h, r, t), row in zip(triples[:64], negatives, strict=True):
-            for e in row:
-                assert ((e, r, t) if mode == sampling.HEAD_BATCH else (h, r, e)) not in known
-        assert float(false_rate) == 0.0
+    negatives, false_rate = draw(
+        jax.random.key(mode), triples[:64], mode, 8, V, index.tails, index.heads, 3.0
+    )
+    assert negatives.shape == (64, 8) and float(false_rate) == 0.0
+    assert not any(c in known for row in corruptions(triples[:64], negatives, mode) for c in row)
 
 
 def test_filtered_negatives_report_when_too_few_survive():
     # Every entity is a true tail of (0, 0): no clean negative exists.
     triples = np.stack([np.zeros(V, int), np.zeros(V, int), np.arange(V)], 1)
-    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
+    index, _ = indexed(triples)
     _, false_rate = sampling.filtered_uniform_negatives(
         jax.random.key(0),
         jnp.asarray(triples[:4]),
@@ -78,23 +86,19 @@ def test_uniform_negatives_cover_the_range():
     assert negatives.min() == 0 and negatives.max() == V - 1
 
 
-def test_shared_negatives_mark_exactly_the_known_pairs_in_both_modes():
+@pytest.mark.parametrize("mode", [sampling.HEAD_BATCH, sampling.TAIL_BATCH])
+def test_shared_negatives_mark_exactly_the_known_pairs(mode):
     triples = random_graph(3)
-    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
-    known = set(map(tuple, triples))
-    positives = jnp.asarray(triples[:48])
-    draw = jax.jit(sampling.shared_negatives, static_argnums=(3, 4, 5))
-    for mode in (sampling.HEAD_BATCH, sampling.TAIL_BATCH):
-        negatives, is_known = draw(
-            jax.random.key(mode), positives, mode, 10, V, 16, index.tails, index.heads
-        )
-        negatives, is_known = np.asarray(negatives), np.asarray(is_known)
-        assert negatives.shape == (3, 10) and is_known.shape == (48, 10)
-        for b, (h, r, t) in enumerate(triples[:48]):
-            for k, e in enumerate(negatives[b // 16]):
-                triple = (e, r, t) if mode == sampling.HEAD_BATCH else (h, r, e)
-                assert is_known[b, k] == (triple in known)
-        assert is_known.any()  # 25 entities: shared draws do hit known triples
+    index, known = indexed(triples)
+    negatives, is_known = jax.jit(sampling.shared_negatives, static_argnums=(3, 4, 5))(
+        jax.random.key(mode), triples[:48], mode, 10, V, 16, index.tails, index.heads
+    )
+    assert negatives.shape == (3, 10) and is_known.shape == (48, 10)
+    # Each chunk of 16 positives shares one row of negatives.
+    shared = np.repeat(np.asarray(negatives), 16, axis=0)
+    want = [[c in known for c in row] for row in corruptions(triples[:48], shared, mode)]
+    np.testing.assert_array_equal(is_known, want)
+    assert np.asarray(is_known).any()  # 25 entities: shared draws do hit known triples
 
 
 def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
@@ -103,7 +107,7 @@ def test_shared_sampler_scores_equal_per_positive_scoring_of_the_shared_rows():
     from kgjax.train.kge.state import TrainData
 
     triples = random_graph(4)
-    index = DeviceTripleIndex.from_host(TripleIndex.build(triples, V))
+    index, _ = indexed(triples)
     data = TrainData(jnp.asarray(triples), jnp.ones(len(triples)), index, {})
     positives = jnp.asarray(triples[:32])
     for name in ("rotate", "distmult"):
@@ -139,8 +143,7 @@ def test_self_negative_scores_the_query_entity_and_leaves_out_known_self_loops()
     loops = np.stack([triples[:6, 0], triples[:6, 1], triples[:6, 0]], 1)
     loops_head = np.stack([triples[6:12, 2], triples[6:12, 1], triples[6:12, 2]], 1)
     graph = np.concatenate([triples, loops, loops_head])
-    known = set(map(tuple, graph))
-    index = DeviceTripleIndex.from_host(TripleIndex.build(graph, V))
+    index, known = indexed(graph)
     data = TrainData(jnp.asarray(graph), jnp.ones(len(graph)), index, {})
     positives = jnp.asarray(triples[:40])
     model = models.get("rotate", V, R, dim=6, gamma=4.0)
@@ -189,8 +192,7 @@ def test_train_step_adds_the_self_negative_to_the_loss():
     triples = random_graph(7)
     loops = np.stack([triples[:20, 0], triples[:20, 1], triples[:20, 0]], 1)
     graph = np.concatenate([triples, loops])
-    known = set(map(tuple, graph))
-    index = DeviceTripleIndex.from_host(TripleIndex.build(graph, V))
+    index, known = indexed(graph)
     data = TrainData(jnp.asarray(graph), jnp.ones(len(graph)), index, {})
     model = models.get("transe", V, R, dim=5, gamma=3.0)
     state = TrainState.create(model, ConstantSampler(), optax.sgd(0.0), jax.random.key(0))

@@ -99,6 +99,27 @@ def read_key_text_file(path: str | os.PathLike) -> dict[str, str]:
     return texts
 
 
+def read_json_file(path: str | os.PathLike, error: type[Exception] = DataError):
+    """Reads a UTF-8 JSON file (descriptions here, model configs in `kgjax.models.lm`).
+
+    Args:
+      error: the exception class to raise, the caller's room's (default `DataError`).
+
+    Returns:
+      The JSON value.
+
+    Raises:
+      error: the file is missing, not UTF-8 or not JSON (the file named).
+    """
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise error(f"{file}: file not found")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{file}: not a valid UTF-8 JSON file ({e})") from e
+
+
 def _readable(key: str) -> str:
     return re.sub(r"[/_.\s]+", " ", key).strip() or key
 
@@ -129,14 +150,8 @@ def _read_source(folder: pathlib.Path, dataset: str, source: str) -> dict[str, t
             description = _unescape_star(description)
             entries[key] = (f"{name} -- {description}" if description else name, name)
         return entries
-    if not file.is_file():
-        raise DataError(f"{file}: file not found")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{file}: not a valid UTF-8 JSON object ({e})") from e
     entries = {}
-    for key, entry in raw.items():
+    for key, entry in read_json_file(file).items():
         label = (entry.get("label") or "").strip()
         description = (entry.get("description") or "").strip()
         if label:

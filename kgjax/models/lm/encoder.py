@@ -231,63 +231,31 @@ def init_params(config: EncoderConfig, key: jax.Array) -> dict:
     return variables["params"]
 
 
-def lower(
-    params: dict,
-    ids: jax.Array,
-    mask: jax.Array,
-    token_types: jax.Array | None = None,
-    *,
-    config: EncoderConfig,
-) -> jax.Array:
-    """LM1 (embeddings and layers 1..k): [B, L] ids, mask -> [B, L, D] hidden."""
-    return Encoder(config).apply({"params": params}, ids, mask, token_types, method=Encoder.lower)
+def _pure(method, name: str):
+    """`Encoder.<method>` as a pure function `name(params, *inputs, config=...)`.
+
+    The inputs are the method's, positionally; the static `config` is keyword-only, so that
+    `functools.partial(fn, config=...)` binds it before `jax.jit`.
+    """
+
+    def fn(params: dict, *inputs: jax.Array | None, config: EncoderConfig) -> jax.Array:
+        return Encoder(config).apply({"params": params}, *inputs, method=method)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = method.__doc__
+    return fn
 
 
-def merge(
-    params: dict,
-    hidden: jax.Array,
-    additions: jax.Array,
-    injected: jax.Array,
-    *,
-    config: EncoderConfig,
-) -> jax.Array:
-    """The hook between LM1 and LM2 (see `Encoder.merge`): [B, L, D] hidden -> [B, L, D]."""
-    return Encoder(config).apply(
-        {"params": params}, hidden, additions, injected, method=Encoder.merge
-    )
-
-
-def upper(params: dict, hidden: jax.Array, mask: jax.Array, *, config: EncoderConfig) -> jax.Array:
-    """LM2 (layers k+1..n): [B, L, D] hidden, [B, L] mask -> [B, L, D] hidden."""
-    return Encoder(config).apply({"params": params}, hidden, mask, method=Encoder.upper)
-
-
-def forward(
-    params: dict,
-    ids: jax.Array,
-    mask: jax.Array,
-    token_types: jax.Array | None = None,
-    *,
-    config: EncoderConfig,
-) -> jax.Array:
-    """The whole encoder without the hook: [B, L] ids, mask -> [B, L, D] last hidden states."""
-    return Encoder(config).apply({"params": params}, ids, mask, token_types)
-
-
-def forward_split(
-    params: dict,
-    ids: jax.Array,
-    mask: jax.Array,
-    additions: jax.Array,
-    injected: jax.Array,
-    token_types: jax.Array | None = None,
-    *,
-    config: EncoderConfig,
-) -> jax.Array:
-    """`upper(merge(lower(ids)))`: [B, L] ids, mask, [B, L, D] additions, [B, L] -> [B, L, D]."""
-    return Encoder(config).apply(
-        {"params": params}, ids, mask, additions, injected, token_types, method=Encoder.split
-    )
+# LM1: (ids, mask, token_types=None) -> [B, L, D] hidden.
+lower = _pure(Encoder.lower, "lower")
+# The hook between LM1 and LM2: (hidden, additions, injected) -> [B, L, D].
+merge = _pure(Encoder.merge, "merge")
+# LM2: (hidden, mask) -> [B, L, D] hidden.
+upper = _pure(Encoder.upper, "upper")
+# The whole encoder without the hook: (ids, mask, token_types=None) -> [B, L, D].
+forward = _pure(Encoder.__call__, "forward")
+# `upper(merge(lower(ids)))`: (ids, mask, additions, injected, token_types=None) -> [B, L, D].
+forward_split = _pure(Encoder.split, "forward_split")
 
 
 def span_additions(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import pathlib
 import re
@@ -28,6 +27,7 @@ import safetensors
 import safetensors.numpy
 import tokenizers
 
+from kgjax.data.descriptions import read_json_file
 from kgjax.models.lm import encoder
 
 CONFIG_FILE = "config.json"
@@ -103,12 +103,7 @@ def load_config(path: str | os.PathLike, split_layer: int | None = None) -> enco
         the encoder does not implement.
     """
     file = pathlib.Path(path) / CONFIG_FILE
-    if not file.is_file():
-        raise CheckpointError(f"{file}: file not found")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{file}: not a valid UTF-8 JSON file ({e})") from e
+    raw = read_json_file(file, CheckpointError)
     model_type = raw.get("model_type")
     if model_type not in _VARIANT_OF_MODEL_TYPE:
         raise CheckpointError(
