@@ -167,11 +167,11 @@ def test_kca_init_params_draws_each_kernel_from_its_key_in_the_reference_order(v
     def xavier(key, fan_in, fan_out):
         return np.sqrt(2.0 / (fan_in + fan_out)) * jax.random.normal(key, (fan_in, fan_out))
 
-    # The structure's MLP on [e; r] is one (De + Dr) x H draw, split by rows.
-    hidden = xavier(keys[0], 10 + 5, 11)
+    # The structure's MLP on [e; r] is one (De + Dr) x H draw, under the names checkpoints of
+    # the KCA before linen hold (so they restore).
     structure = params["structure"]
-    np.testing.assert_array_equal(structure["entity"]["kernel"], hidden[:10])
-    np.testing.assert_array_equal(structure["relation"]["kernel"], hidden[10:])
+    assert set(structure) == {"hidden", "gate"} and set(structure["hidden"]) == {"kernel", "bias"}
+    np.testing.assert_array_equal(structure["hidden"]["kernel"], xavier(keys[0], 10 + 5, 11))
     np.testing.assert_array_equal(structure["gate"]["kernel"], xavier(keys[1], 11, 10))
     guide_length = 4 if visual else 3
     layers = {
@@ -183,7 +183,7 @@ def test_kca_init_params_draws_each_kernel_from_its_key_in_the_reference_order(v
         layers.update(visual_in=(7, 8), visual_guide=(5, 4 * 3), visual_out=(3 * 8, 9))
     for index, (layer, (fan_in, fan_out)) in enumerate(layers.items(), start=2):
         np.testing.assert_array_equal(params[layer]["kernel"], xavier(keys[index], fan_in, fan_out))
-    biases = [structure["bias"], structure["gate"]["bias"], params["norm"]["bias"]]
+    biases = [structure["hidden"]["bias"], structure["gate"]["bias"], params["norm"]["bias"]]
     assert all(not np.any(bias) for bias in biases + [params[layer]["bias"] for layer in layers])
     np.testing.assert_array_equal(params["norm"]["scale"], np.ones(8))
 

@@ -115,12 +115,32 @@ class ScaledLayerNorm(nn.Module):
         return normalized * scale + bias
 
 
+class PairDense(nn.Module):
+    """A dense layer over the concatenation [x; y], computed as x W_x + y W_y + b.
+
+    W = [W_x; W_y] is one [Dx + Dy, F] kernel (the reference's Linear over [e; r], and the
+    parameter tree of kgjax's earlier KCA checkpoints), but each side is projected on its own,
+    so x [...x, Dx] and y [...y, Dy] broadcast against each other: N entities under G
+    relations cost N + G projections, never a [G, N, Dx + Dy] concatenation. `nn.Dense` cannot
+    take the two sides apart.
+
+    Attributes:
+      features: F.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """[...x, Dx], [...y, Dy] -> [..., F] with [...] the broadcast of [...x] and [...y]."""
+        width = x.shape[-1]
+        kernel = self.param("kernel", xavier_normal, (width + y.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return x @ kernel[:width] + y @ kernel[width:] + bias
+
+
 class StructureGate(nn.Module):
     """The structural representation e * sigmoid(W_g LeakyReLU([e; r] W_h + b_h) + b_g).
-
-    [e; r] W_h = e W_e + r W_r, so W_h is held as its entity rows and relation rows: each side
-    is projected once, and broadcasting pairs them (N entities under G relations cost N + G
-    projections, not N * G).
 
     Attributes:
       entity_width: De.
@@ -141,12 +161,7 @@ class StructureGate(nn.Module):
         Returns:
           [..., De], where [...] is [...e] broadcast with [...r].
         """
-        # b_h is added after both projections, where the reference's one Linear adds it.
-        hidden = (
-            _dense(self.hidden_dim, use_bias=False, name="entity")(entity)
-            + _dense(self.hidden_dim, use_bias=False, name="relation")(relation)
-            + self.param("bias", nn.initializers.zeros_init(), (self.hidden_dim,))
-        )
+        hidden = PairDense(self.hidden_dim, name="hidden")(entity, relation)
         gate = nn.sigmoid(_dense(self.entity_width, name="gate")(_leaky_relu(hidden)))
         return entity * gate
 
@@ -259,12 +274,10 @@ class KCA(nn.Module):
         ]
         flat = traverse_util.flatten_dict(self.init(key, *example)["params"])
         keys = iter(jax.random.split(key, 8))
-        hidden = xavier_normal(
-            next(keys), (self.entity_width + self.relation_width, self.structure_hidden)
-        )
         drawn = {
-            ("structure", "entity"): hidden[: self.entity_width],
-            ("structure", "relation"): hidden[self.entity_width :],
+            ("structure", "hidden"): xavier_normal(
+                next(keys), flat[("structure", "hidden", "kernel")].shape
+            ),
             ("structure", "gate"): xavier_normal(
                 next(keys), flat[("structure", "gate", "kernel")].shape
             ),
