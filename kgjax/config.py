@@ -120,8 +120,7 @@ def differences(
     new: ml_collections.ConfigDict,
     resumable_keys: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
-    """Keys whose values differ, except `resumable_keys` (a key or any of its parents).
-    """
+    """Keys whose values differ, except `resumable_keys` (a key or any of its parents)."""
 
     def flat(d, prefix=""):
         out = {}

@@ -9,13 +9,13 @@ import shutil
 
 import golden_runs
 import pytest
-from kgjax.train.kge.config import load
 
 from kgjax import runs
 from kgjax.config import override
+from kgjax.train.kge.config import load
 from kgjax.train.kge.trainer import train
 
-FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "workdir_before_house"
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 SHORT = [name for name in golden_runs.RUNS if name not in golden_runs.LONG]
 
 
@@ -35,10 +35,15 @@ def test_recorded_long_run_gives_the_same_metrics(name):
     assert golden_runs.compare(name) == []
 
 
-def test_workdir_written_before_the_house_evaluates_and_resumes(tmp_path):
+@pytest.mark.parametrize(
+    ("fixture", "uninterrupted"),
+    [("workdir_before_house", "rotate_test"), ("mmrns_workdir_before_house", "mmrns_synthetic")],
+)
+def test_workdir_written_before_the_house_evaluates_and_resumes(tmp_path, fixture, uninterrupted):
+    """A 20-step run of the old layout: evaluated, then resumed to 40 steps."""
     workdir = tmp_path / "run"
-    shutil.copytree(FIXTURE, workdir)
-    recorded = json.loads((FIXTURE / "results.json").read_text())
+    shutil.copytree(FIXTURES / fixture, workdir)
+    recorded = json.loads((FIXTURES / fixture / "results.json").read_text())
     evaluated = runs.evaluate_run(str(workdir))
     assert evaluated["step"] == 20
     for split in ("valid", "test"):
@@ -47,7 +52,7 @@ def test_workdir_written_before_the_house_evaluates_and_resumes(tmp_path):
     config = load(str(workdir / "config.json"))
     override(config, "num_steps", 40)
     results = train(config, str(workdir), progress=False)
-    uninterrupted = json.loads((golden_runs.GOLDEN / "rotate_test.json").read_text())
+    expected = json.loads((golden_runs.GOLDEN / f"{uninterrupted}.json").read_text())
     assert results["steps"] == 40
     for split in ("valid", "test"):
-        assert golden_runs.differences(uninterrupted["results"][split], results[split]) == []
+        assert golden_runs.differences(expected["results"][split], results[split]) == []

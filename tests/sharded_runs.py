@@ -122,7 +122,9 @@ def main(out_path: str, root: str) -> None:
     run8 = runs.restore(os.path.join(root, "d8"), devices=devices)
     model, layout = run8.model, run8.layout
     c8 = config(8)
-    abstract = build.build(c8, model.num_entities, model.num_relations, layout=layout).abstract_state()
+    abstract = build.build(
+        c8, model.num_entities, model.num_relations, layout=layout
+    ).abstract_state()
     checkpointer = Checkpointer(os.path.join(root, "d8", CHECKPOINT_DIR))
     state = checkpointer.restore(abstract)
     checkpointer.close()

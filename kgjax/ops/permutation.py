@@ -12,6 +12,7 @@ import jax.numpy as jnp
 # pseudo-random permutation; the cost is per batch element, not per triple).
 _FEISTEL_ROUNDS = 6
 
+
 def _mix32(x: jax.Array) -> jax.Array:
     """A 32-bit integer hash (lowbias32): the Feistel round function."""
     x = x ^ (x >> 16)
@@ -53,5 +54,3 @@ def shuffled_positions(key: jax.Array, positions: jax.Array, n: int) -> jax.Arra
     x = encrypt(positions.astype(jnp.uint32))
     x = jax.lax.while_loop(lambda x: jnp.any(x >= limit), walk, x)
     return x.astype(jnp.int32)
-
-

@@ -69,5 +69,3 @@ def grouped_cosine(
         dots = row_blocks(lambda row: pool[row[0]] @ row[1], (row_group, anchors), chunk_size)
     norms = norm(pool)[row_group] * norm(anchors)[:, None]  # [B, P]
     return dots / (norms + _COSINE_DELTA)
-
-

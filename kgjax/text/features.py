@@ -33,8 +33,6 @@ _ABBREVIATIONS = frozenset({
 })  # fmt: skip
 
 
-
-
 def split_sentences(text: str, max_sentences: int) -> list[str]:
     """The first `max_sentences` sentences of a description (see `_BOUNDARY`).
 

@@ -82,7 +82,9 @@ def update(loss_fn, state, trainable, optimizer, schedule, optimizer_name, layou
     updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
     new = optax.apply_updates(trainable, updates)
 
-    moments, with_param, decay, rule, finish = _row_rule(optimizer_name, state.step, schedule(state.step))
+    moments, with_param, decay, rule, finish = _row_rule(
+        optimizer_name, state.step, schedule(state.step)
+    )
     before = {m: optax.tree_utils.tree_get(state.opt_state, m)["model"] for m in moments}
     after = {m: dict(optax.tree_utils.tree_get(opt_state, m)["model"]) for m in moments}
     model = dict(new["model"])
@@ -105,5 +107,3 @@ def update(loss_fn, state, trainable, optimizer, schedule, optimizer_name, layou
         **{m: {**optax.tree_utils.tree_get(opt_state, m), "model": after[m]} for m in moments},
     )
     return loss, parts, {**new, "model": model}, opt_state
-
-

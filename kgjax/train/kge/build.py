@@ -77,9 +77,7 @@ def step_settings(config: ml_collections.ConfigDict) -> StepSettings:
     adversarial = config.negatives.sampler == "self_adversarial"
     return StepSettings(
         batch_size=config.batch_size,
-        adversarial_temperature=(
-            config.negatives.adversarial_temperature if adversarial else None
-        ),
+        adversarial_temperature=(config.negatives.adversarial_temperature if adversarial else None),
         subsampling=config.loss.subsampling,
         regularizer=config.loss.regularizer,
         regularization=config.loss.regularization,
@@ -175,4 +173,3 @@ def build(
         settings=step_settings(config),
         config=config,
     )
-

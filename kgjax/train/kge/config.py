@@ -267,27 +267,27 @@ ADDED_KEYS = {
 
 
 # Keys that may change when a run is resumed: cadences and the length of training.
-RESUMABLE_KEYS = frozenset({
-    "command",
-    "num_steps",
-    "log_every_steps",
-    "eval_every_steps",
-    "checkpoint_every_steps",
-    "steps_per_call",
-    "evaluation",
-    "checkpoint",
-    "data.data_dir",
-    "data.tfds_dir",
-    # Where the run executes: a run saved on 8 devices resumes on 1 or on a pod.
-    "mesh",
-    "optimizer.row_sparse",
-    # Evaluation-only and location-only text settings.
-    "text.inductive",
-    "text.ridge_l2",
-    "text.descriptions_dir",
-})
-
-
+RESUMABLE_KEYS = frozenset(
+    {
+        "command",
+        "num_steps",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "steps_per_call",
+        "evaluation",
+        "checkpoint",
+        "data.data_dir",
+        "data.tfds_dir",
+        # Where the run executes: a run saved on 8 devices resumes on 1 or on a pod.
+        "mesh",
+        "optimizer.row_sparse",
+        # Evaluation-only and location-only text settings.
+        "text.inductive",
+        "text.ridge_l2",
+        "text.descriptions_dir",
+    }
+)
 
 
 def load(path: str) -> ml_collections.ConfigDict:

@@ -129,8 +129,15 @@ def train(
         results = {split: evaluator(params, split) for split in ("valid", "test")}
         results.update(
             inductive_results(
-                config.text, config.data, config.seed, dataset, parts.model, params, evaluator,
-                results, progress,
+                config.text,
+                config.data,
+                config.seed,
+                dataset,
+                parts.model,
+                params,
+                evaluator,
+                results,
+                progress,
             )  # fmt: skip
         )
         results.update(
