@@ -10,13 +10,26 @@ Shapes: B batch, K candidates, W filter budget (most true answers of one query).
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from kgjax.data.triples import TripleIndex
+
+class HostIndex(Protocol):
+    """What `DeviceTripleIndex.from_host` reads: the CSR arrays of a host index, NumPy
+    (`kgjax.data.triples.TripleIndex` has them; ops never imports the data room)."""
+
+    tail_offsets: np.ndarray
+    tail_relation: np.ndarray
+    tail_entity: np.ndarray
+    max_tails: int
+    head_offsets: np.ndarray
+    head_relation: np.ndarray
+    head_entity: np.ndarray
+    max_heads: int
 
 
 @struct.dataclass
@@ -92,7 +105,7 @@ class DeviceTripleIndex:
     heads: CSRSide
 
     @classmethod
-    def from_host(cls, index: TripleIndex) -> DeviceTripleIndex:
+    def from_host(cls, index: HostIndex) -> DeviceTripleIndex:
         def side(offsets, relation, entity, max_answers):
             longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
             return CSRSide(
