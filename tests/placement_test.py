@@ -133,7 +133,36 @@ def _eight_devices(out_path: str) -> None:
     opt_shardings = layout.opt_state_shardings(optimizer, opt_state, trainable_shardings)
     adam = opt_shardings[0]
 
+    # The encoder (LM1/LM2): its parameters name their axes; on the mesh the MLP and the
+    # attention heads split over "model" (tensor parallelism), and the output is unchanged.
+    from kgjax.models.lm import encoder
+
+    lm = encoder.EncoderConfig(
+        vocab_size=50, hidden_size=8, num_layers=2, num_heads=2, intermediate_size=16,
+        split_layer=1, max_position_embeddings=16,
+    )  # fmt: skip
+    lm_params = encoder.init_params(lm, jax.random.key(2))
+    lm_placed = layout.place_params(encoder.with_logical_axes(lm_params, lm))
+    tokens = jnp.asarray(rng.integers(0, 50, (4, 6)), jnp.int32)
+    token_mask = jnp.ones((4, 6), jnp.int32).at[1, 4:].set(0)
+    forward = jax.jit(lambda p, i, m: encoder.forward(p, i, m, config=lm))
+    lm_layer = lm_placed["layers_0"]
+
     report = {
+        "encoder": {
+            "intermediate": spec(lm_layer["intermediate"]["kernel"].value.sharding),
+            "query": spec(lm_layer["attention"]["query"]["kernel"].value.sharding),
+            "attention_output": spec(lm_layer["attention"]["output"]["kernel"].value.sharding),
+            "word_embeddings": spec(
+                lm_placed["embeddings"]["word_embeddings"]["embedding"].value.sharding
+            ),
+            "max_abs_difference": float(
+                np.abs(
+                    np.asarray(forward(lm_placed, tokens, token_mask))
+                    - np.asarray(forward(lm_params, tokens, token_mask))
+                ).max()
+            ),
+        },
         "num_devices": jax.device_count(),
         "table_paths": layout.table_paths(params),
         "viewed": list(layout.viewed(params)),
@@ -264,6 +293,15 @@ def test_linen_parameters_are_placed_by_their_logical_axes(report):
         "names": ["entity", "embed"],
         "spec": ["model", None],
     }
+
+
+def test_the_encoder_splits_its_mlp_and_heads_over_the_model_axis(report):
+    encoder = report["encoder"]
+    assert encoder["intermediate"] == [None, "model"]
+    assert encoder["query"] == [None, "model"]
+    assert encoder["attention_output"] == ["model", None]
+    assert encoder["word_embeddings"] == [None, None]  # "vocab" and "embed" are never split
+    assert encoder["max_abs_difference"] < 1e-5
 
 
 def test_optimizer_state_follows_the_parameters(report):

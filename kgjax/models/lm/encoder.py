@@ -19,7 +19,11 @@ Everything is a linen module plus pure wrappers `lower`, `merge`, `upper`, `forw
 `forward_split` taking the parameter pytree; the static `config` is bound with
 `functools.partial` before `jax.jit`.
 
-Shapes: B batch, L tokens, D hidden, H heads, M mentions (spans) per sequence.
+Parameters name their logical axes ("vocab", "embed", "heads", "mlp"; `logical_axes`), so
+a mesh can split the attention heads and the MLP over its model axis (tensor parallelism)
+through the same placement rules as the KGE tables (`kgjax.parallel`).
+
+Shapes: B batch, L tokens, D hidden, H heads, S mention spans per sequence.
 """
 
 from __future__ import annotations
@@ -77,10 +81,38 @@ class EncoderConfig:
             )
 
 
-def _layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
+def _axes(init, *names: str | None):
+    """`init` whose parameters carry their logical axis names (MaxText-style): placement rules
+    (`kgjax.parallel`) split "mlp" and "heads" over the model axis when a mesh asks for it.
+    The values drawn are `init`'s own."""
+    return nn.with_logical_partitioning(init, names)
+
+
+def _dense(features: int, axes: tuple[str | None, str | None], name: str) -> nn.Dense:
+    """A Dense layer whose kernel is [in, out] along `axes` and whose bias follows `out`."""
+    return nn.Dense(
+        features,
+        kernel_init=_axes(nn.initializers.lecun_normal(), *axes),
+        bias_init=_axes(nn.initializers.zeros_init(), axes[1]),
+        name=name,
+    )
+
+
+def _embed(num: int, features: int, rows: str | None, name: str) -> nn.Embed:
+    init = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+    return nn.Embed(num, features, embedding_init=_axes(init, rows, "embed"), name=name)
+
+
+def _layer_norm(config: EncoderConfig, name: str | None) -> nn.LayerNorm:
     # Two-pass variance, as PyTorch computes it; flax's default one-pass E[x^2] - E[x]^2
     # cancels digits when a residual sum has a large mean relative to its spread.
-    return nn.LayerNorm(epsilon=config.layer_norm_eps, use_fast_variance=False, name=name)
+    return nn.LayerNorm(
+        epsilon=config.layer_norm_eps,
+        use_fast_variance=False,
+        scale_init=_axes(nn.initializers.ones_init(), "embed"),
+        bias_init=_axes(nn.initializers.zeros_init(), "embed"),
+        name=name,
+    )
 
 
 class Embeddings(nn.Module):
@@ -99,13 +131,13 @@ class Embeddings(nn.Module):
             positions = jnp.cumsum(real, axis=1) * real + c.pad_token_id
         else:
             positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
-        x = nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(ids)
+        x = _embed(c.vocab_size, c.hidden_size, "vocab", "word_embeddings")(ids)
         # Same summation order as the reference implementation (word + type, then + position),
         # so float32 rounding matches it.
-        x = x + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(
+        x = x + _embed(c.type_vocab_size, c.hidden_size, None, "token_type_embeddings")(
             token_types
         )
-        x = x + nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(
+        x = x + _embed(c.max_position_embeddings, c.hidden_size, None, "position_embeddings")(
             positions
         )
         return _layer_norm(c, "LayerNorm")(x)
@@ -124,7 +156,7 @@ class SelfAttention(nn.Module):
         head_dim = c.hidden_size // c.num_heads
 
         def heads(name):
-            return nn.Dense(c.hidden_size, name=name)(x).reshape(
+            return _dense(c.hidden_size, ("embed", "heads"), name)(x).reshape(
                 batch, length, c.num_heads, head_dim
             )
 
@@ -133,7 +165,8 @@ class SelfAttention(nn.Module):
         out = jax.nn.dot_product_attention(
             heads("query"), heads("key"), heads("value"), mask=mask.astype(bool)[:, None, None, :]
         )
-        return nn.Dense(c.hidden_size, name="output")(out.reshape(batch, length, c.hidden_size))
+        out = out.reshape(batch, length, c.hidden_size)
+        return _dense(c.hidden_size, ("heads", "embed"), "output")(out)
 
 
 class Layer(nn.Module):
@@ -146,9 +179,9 @@ class Layer(nn.Module):
         """[B, L, D] hidden, [B, L] mask -> [B, L, D]."""
         c = self.config
         x = _layer_norm(c, "attention_norm")(x + SelfAttention(c, name="attention")(x, mask))
-        h = nn.Dense(c.intermediate_size, name="intermediate")(x)
+        h = _dense(c.intermediate_size, ("embed", "mlp"), "intermediate")(x)
         # BERT's "gelu" is the exact erf form, not the tanh approximation (flax's default).
-        h = nn.Dense(c.hidden_size, name="output")(nn.gelu(h, approximate=False))
+        h = _dense(c.hidden_size, ("mlp", "embed"), "output")(nn.gelu(h, approximate=False))
         return _layer_norm(c, "output_norm")(x + h)
 
 
@@ -212,6 +245,16 @@ class Encoder(nn.Module):
         return self.upper(self.merge(self.lower(ids, mask, token_types), additions, injected), mask)
 
 
+def _boxed_init(config: EncoderConfig, key: jax.Array) -> dict:
+    ids = jnp.zeros((1, 2), jnp.int32)
+    hidden = jnp.zeros((1, 2, config.hidden_size), jnp.float32)
+    injected = jnp.zeros((1, 2), bool)
+    variables = Encoder(config).init(
+        key, ids, jnp.ones_like(ids), hidden, injected, method=Encoder.split
+    )
+    return variables["params"]
+
+
 def init_params(config: EncoderConfig, key: jax.Array) -> dict:
     """Random parameters (flax default initialisers), including the merge LayerNorm.
 
@@ -220,15 +263,32 @@ def init_params(config: EncoderConfig, key: jax.Array) -> dict:
       key: PRNG key.
 
     Returns:
-      The parameter pytree `{"embeddings": ..., "layers_0": ..., ..., "merge_norm": ...}`.
+      The parameter pytree `{"embeddings": ..., "layers_0": ..., ..., "merge_norm": ...}` of
+      plain arrays (`with_logical_axes` names their axes for placement on a mesh).
     """
-    ids = jnp.zeros((1, 2), jnp.int32)
-    hidden = jnp.zeros((1, 2, config.hidden_size), jnp.float32)
-    injected = jnp.zeros((1, 2), bool)
-    variables = Encoder(config).init(
-        key, ids, jnp.ones_like(ids), hidden, injected, method=Encoder.split
+    return nn.meta.unbox(_boxed_init(config, key))
+
+
+def logical_axes(config: EncoderConfig) -> dict:
+    """Each parameter's logical axis names, e.g. ("embed", "mlp") for a layer's
+    intermediate kernel: the pytree of `init_params` with tuples for leaves."""
+    boxed = jax.eval_shape(lambda: _boxed_init(config, jax.random.key(0)))
+    return jax.tree.map(lambda box: tuple(box.names), boxed, is_leaf=_is_box)
+
+
+def with_logical_axes(params: dict, config: EncoderConfig) -> dict:
+    """`params` (random or pretrained) boxed with their logical axis names (`nn.Partitioned`),
+    for `kgjax.parallel.Layout` to place: "mlp" and "heads" split over the model axis."""
+    return jax.tree.map(
+        lambda names, value: nn.Partitioned(value, names=names),
+        logical_axes(config),
+        params,
+        is_leaf=lambda x: isinstance(x, tuple),
     )
-    return variables["params"]
+
+
+def _is_box(x) -> bool:
+    return isinstance(x, nn.Partitioned)
 
 
 def _pure(method, name: str):
@@ -267,9 +327,9 @@ def span_additions(
     (as in JAKET); overlapping spans would add both vectors at the shared tokens.
 
     Args:
-      vectors: [B, M, D] one vector per mention.
-      spans: [B, M, 2] int (start, end) token positions, end inclusive.
-      span_mask: [B, M] bool, False for padded mention slots (their vectors are ignored).
+      vectors: [B, S, D] one vector per mention.
+      spans: [B, S, 2] int (start, end) token positions, end inclusive.
+      span_mask: [B, S] bool, False for padded mention slots (their vectors are ignored).
       length: L, the sequence length.
 
     Returns:
@@ -277,7 +337,7 @@ def span_additions(
       injected: [B, L] bool, the tokens covered by at least one real span.
     """
     positions = jnp.arange(length)
-    # [B, M, L]: which tokens each real span covers; static-shaped, no scatter.
+    # [B, S, L]: which tokens each real span covers; static-shaped, no scatter.
     covers = (positions >= spans[..., :1]) & (positions <= spans[..., 1:]) & span_mask[..., None]
     additions = jnp.einsum("bml,bmd->bld", covers.astype(vectors.dtype), vectors)
     return additions, covers.any(axis=1)
