@@ -23,8 +23,9 @@ Unlike the reference, padding is masked: padded sentences and regions (rows a da
 to L_t or L_i) take no attention weight and their rows are zero before the output Dense, so
 an entity's representation does not depend on how far it was padded.
 
-Shapes: B batch, N entities, G relation rows, L_t sentences, L_i regions, A attention width,
-O output width, D_t and D_i feature widths, De entity width, Dr relation width, H hidden.
+Shapes: B batch, P entities represented together (a pool), G relation rows, L_t sentences,
+L_i regions, A attention width, O output width, D_t and D_i feature widths, De entity width,
+Dr relation width, Dh the structural gate's hidden width.
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ class PairDense(nn.Module):
 
     W = [W_x; W_y] is one [Dx + Dy, F] kernel (the reference's Linear over [e; r], and the
     parameter tree of kgjax's earlier KCA checkpoints), but each side is projected on its own,
-    so x [...x, Dx] and y [...y, Dy] broadcast against each other: N entities under G
-    relations cost N + G projections, never a [G, N, Dx + Dy] concatenation. `nn.Dense` cannot
+    so x [...x, Dx] and y [...y, Dy] broadcast against each other: P entities under G
+    relations cost P + G projections, never a [G, P, Dx + Dy] concatenation. `nn.Dense` cannot
     take the two sides apart.
 
     Attributes:
@@ -144,7 +145,7 @@ class StructureGate(nn.Module):
 
     Attributes:
       entity_width: De.
-      hidden_dim: H.
+      hidden_dim: Dh.
     """
 
     entity_width: int
@@ -181,7 +182,7 @@ class KCA(nn.Module):
       relation_width: Dr of the KGE model's relation vectors.
       attention_dim: A (the reference: 50).
       output_dim: O (the reference: 50).
-      structure_hidden: H of the structural gate's MLP (the reference: 100).
+      structure_hidden: Dh of the structural gate's MLP (the reference: 100).
     """
 
     text_width: int
@@ -237,15 +238,15 @@ class KCA(nn.Module):
         entity: jax.Array,
         relation: jax.Array,
     ) -> dict[str, jax.Array]:
-        """Every one of N entities under every one of G relations, in every modality.
+        """Every one of P entities under every one of G relations, in every modality.
 
         Args:
-          text, text_mask, visual, visual_mask: as in `entity_terms`, for N entities.
-          entity: [N, De] KGE entity vectors.
+          text, text_mask, visual, visual_mask: as in `entity_terms`, for P entities.
+          entity: [P, De] KGE entity vectors.
           relation: [G, Dr] KGE relation vectors.
 
         Returns:
-          {modality: [G, N, O]} for each of `modalities`, and {"structure": [G, N, De]}.
+          {modality: [G, P, O]} for each of `modalities`, and {"structure": [G, P, De]}.
         """
         out = {}
         if self.modalities:
@@ -334,17 +335,17 @@ class KCA(nn.Module):
         Every entity is represented under every relation; `represent_pairs` pairs them.
 
         Args:
-          terms: from `entity_terms` for N entities (leading shape [N]).
+          terms: from `entity_terms` for P entities (leading shape [P]).
           relation: [G, Dr] KGE relation vectors.
 
         Returns:
-          {"text": [G, N, O]} and, with visual features, {"visual": [G, N, O]}.
+          {"text": [G, P, O]} and, with visual features, {"visual": [G, P, O]}.
         """
         length = (self.guide_length, self.num_sentences)
         gate = nn.sigmoid(self.text_guide(relation)).reshape(-1, *length)
-        guided_weights = terms.cross[None] * gate[:, None]  # [G, N, L_g, L_t]
-        # (3), contracted with N as the batch dimension: G * L_g rows per entity, one matmul
-        # each, rather than G * N products of L_g x L_t matrices.
+        guided_weights = terms.cross[None] * gate[:, None]  # [G, P, L_g, L_t]
+        # (3), contracted with P as the batch dimension: G * L_g rows per entity, one matmul
+        # each, rather than G * P products of L_g x L_t matrices.
         guided = jnp.einsum("gnij,nja->gnia", guided_weights, terms.text)
         textual = terms.textual[None] + self.norm(guided)
         textual = jnp.where(terms.guide_mask[None, ..., None], textual, 0.0)
@@ -379,7 +380,7 @@ class KCA(nn.Module):
         """The structural representation e * sigmoid(MLP([e; r])) (`StructureGate`).
 
         `entity` and `relation` broadcast against each other in their leading dimensions:
-        entity [1, N, De] with relation [G, 1, Dr] gives every pair, [G, N, De].
+        entity [1, P, De] with relation [G, 1, Dr] gives every pair, [G, P, De].
 
         Args:
           entity: [...e, De] KGE entity vectors.

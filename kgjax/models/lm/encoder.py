@@ -134,9 +134,7 @@ class Embeddings(nn.Module):
         x = _embed(c.vocab_size, c.hidden_size, "vocab", "word_embeddings")(ids)
         # Same summation order as the reference implementation (word + type, then + position),
         # so float32 rounding matches it.
-        x = x + _embed(c.type_vocab_size, c.hidden_size, None, "token_type_embeddings")(
-            token_types
-        )
+        x = x + _embed(c.type_vocab_size, c.hidden_size, None, "token_type_embeddings")(token_types)
         x = x + _embed(c.max_position_embeddings, c.hidden_size, None, "position_embeddings")(
             positions
         )

@@ -3,7 +3,7 @@
 Xu et al., "Relation-enhanced Negative Sampling for Multimodal Knowledge Graph Completion",
 ACM MM 2022 (reference code: github.com/quqxui/MMRNS, `run_gumbel.py`). At every step:
 
-1. A pool of N entities is drawn uniformly without replacement, shared by the batch (the
+1. A pool of P entities is drawn uniformly without replacement, shared by the batch (the
    reference's `pre_sample_num`, 1,500), so the cost does not grow with V.
 2. The corrupted side's true entity (the anchor) and every pool entity are represented per
    modality by `kgjax.models.kge.kca.KCA` under the triple's relation: text and visual features
@@ -17,20 +17,20 @@ ACM MM 2022 (reference code: github.com/quqxui/MMRNS, `run_gumbel.py`). At every
    loss's gradient into p, hence into the sampler's parameters.
 5. A contrastive loss per modality pulls the anchor towards the pool's positives and away from
    its negatives, each weighted by w: the self-adversarial weight softmax(alpha * score) of a
-   drawn negative, 1/N for the rest; averaged over modalities and added to the KGE loss with
+   drawn negative, 1/P for the rest; averaged over modalities and added to the KGE loss with
    weight beta (the reference: 1/loss_rate = 1/100).
 
 Where this differs from the reference, and why:
 - The contrastive loss is per triple, -log(sum_P w e^sim / sum_N w e^sim), as the paper's
-  equation writes it, with the anchor itself counted in P (cosine 1, weight 1/N) so that a
+  equation writes it, with the anchor itself counted among the positives (cosine 1, weight 1/P) so that a
   triple whose pool holds none of its positives still has a finite loss; the reference pools
   the sums over the whole batch. Drawn negatives weigh their self-adversarial weight, as the
-  paper says; the reference multiplies it by 1/N.
+  paper says; the reference multiplies it by 1/P.
 - Cosines backpropagate through the norms (the reference detaches them).
 - Padded sentences and regions are masked (see `kgjax.models.kge.kca`).
 - Without visual features, the text guides itself (see `kgjax.models.kge.kca`).
 
-Shapes: B batch, K negatives, N pool, V entities, M modalities, L rows per entity (sentences
+Shapes: B batch, K negatives, P pool, V entities, Q modalities, L rows per entity (sentences
 or regions), D feature width, De entity width.
 """
 
@@ -60,18 +60,18 @@ def exploration_epsilon(step: jax.Array, epsilon0: float) -> jax.Array:
 
 
 def contrastive_loss(similarities: jax.Array, weights: jax.Array, positive: jax.Array) -> jax.Array:
-    """The weighted contrastive loss of each anchor: -log(sum_P w e^sim / sum_N w e^sim).
+    """The weighted contrastive loss of each anchor: -log(sum_pos w e^sim / sum_neg w e^sim).
 
-    P is the anchor itself (cosine 1, weight 1/N) plus the pool's positives; N is the pool's
-    negatives. A row without pool negatives has loss 0.
+    pos is the anchor itself (cosine 1, weight 1/P) plus the pool's known answers; neg is the
+    rest of the pool. A row without pool negatives has loss 0.
 
     Args:
-      similarities: float [M, B, N] cosines between anchors and pool entities.
-      weights: float [B, N] > 0 (self-adversarial for drawn negatives, 1/N otherwise).
-      positive: bool [B, N], pool entities that are known answers.
+      similarities: float [Q, B, P] cosines between anchors and pool entities.
+      weights: float [B, P] > 0 (self-adversarial for drawn negatives, 1/P otherwise).
+      positive: bool [B, P], pool entities that are known answers.
 
     Returns:
-      float [M, B].
+      float [Q, B].
     """
     pool_size = similarities.shape[-1]
     logits = similarities + jnp.log(weights)
@@ -91,7 +91,7 @@ class MMRNSSampler:
 
     Attributes:
       num_negatives: K.
-      pool_size: N, the pre-sample pool (capped at V).
+      pool_size: P, the pre-sample pool (capped at V).
       epsilon0: epsilon_0 of the exploration schedule (the reference: 10).
       beta: the contrastive loss's weight (the reference: 1 / 100).
       gumbel_temperature: tau of the straight-through relaxation (the reference: 1).
@@ -100,7 +100,7 @@ class MMRNSSampler:
         modality without features.
       attention_dim, output_dim, structure_hidden: KCA's widths.
       chunk_size: batch rows per block where each row gathers (or recomputes) its relation's
-        pool representations, holding [chunk, N, De] at a time instead of [B, N, De]; unused
+        pool representations, holding [chunk, P, De] at a time instead of [B, P, De]; unused
         with few relations (`grouped_cosine`).
       text_source, visual_source: where the features come from (`kgjax.text.features`:
         "descriptions", "synthetic", "none" or a .npy/.npz file).
@@ -209,12 +209,12 @@ class MMRNSSampler:
         """Cosine similarities between each anchor and every pool entity, per modality.
 
         Args:
-          pool: int [N] pool entities.
+          pool: int [P] pool entities.
           anchors: int [B] the true entity of the corrupted side.
           relations: int [B] the triples' relations.
 
         Returns:
-          float [M, B, N], modalities in the order of `KCA.modalities`, then the structure.
+          float [Q, B, P], modalities in the order of `KCA.modalities`, then the structure.
         """
         kca = self.kca(model)
 
@@ -246,7 +246,7 @@ class MMRNSSampler:
                     features["visual_mask"][ids] if kca.visual_width else None,
                 )
 
-            pool_reps = apply(KCA.represent, terms(pool), groups)  # [G, N, O]
+            pool_reps = apply(KCA.represent, terms(pool), groups)  # [G, P, O]
             anchor_reps = apply(KCA.represent_pairs, terms(anchors), relation)  # [B, O]
             for modality in kca.modalities:
                 sims.append(
@@ -256,12 +256,12 @@ class MMRNSSampler:
                 )
 
         entity = params["entity"]
-        pool_entities = entity[pool]  # [N, De]
+        pool_entities = entity[pool]  # [P, De]
         anchor_structure = apply(KCA.structure, entity[anchors], relation)  # [B, De]
         if per_relation:
             pool_structure = apply(
                 KCA.structure, pool_entities[None], relation_table[:, None, :]
-            )  # [R, N, De]
+            )  # [R, P, De]
             sims.append(
                 grouped_cosine(pool_structure, row_group, anchor_structure, self.chunk_size)
             )
@@ -295,7 +295,7 @@ class MMRNSSampler:
         index = context.data.index
         positive = sampling.known_corruptions(
             context.positives, context.mode, pool[None, :], index.tails, index.heads
-        )  # [B, N]
+        )  # [B, P]
 
         sims = self.similarities(
             sampler_params, params, model, context.data.features, pool, anchors, relations
