@@ -60,14 +60,15 @@ def session_cache(tmp_path_factory, monkeypatch):
 
 def test_descriptions_folder_resolution(tmp_path, monkeypatch):
     config = _config(descriptions_dir=str(tmp_path))
-    assert text_init.descriptions_folder(config) == tmp_path
+    assert text_init.descriptions_folder(config.text, config.data) == tmp_path
     config = _config()
     config.data.path = str(tmp_path / "split")
-    assert text_init.descriptions_folder(config) == tmp_path / "split"
+    assert text_init.descriptions_folder(config.text, config.data) == tmp_path / "split"
     # The embedded UMLS copy has triples only: the error says how to point at texts.
     monkeypatch.delenv("KGJAX_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="KGJAX_DATA_DIR"):
-        text_init.descriptions_folder(_config())
+        plain = _config()
+        text_init.descriptions_folder(plain.text, plain.data)
 
 
 def test_config_validates_text_keys():

@@ -243,8 +243,11 @@ def test_config_saved_before_a_key_was_added_reads_back_and_resumes(tmp_path):
     with open(path) as f:
         saved = json.load(f)
     for dotted in kge_config_lib.ADDED_KEYS:
-        section, key = dotted.split(".")
-        del saved[section][key]
+        *parents, key = dotted.split(".")
+        node = saved
+        for parent in parents:
+            node = node[parent]
+        del node[key]
     with open(path, "w") as f:
         json.dump(saved, f)
     loaded = kge_config_lib.load(path)
