@@ -10,7 +10,13 @@ def pytest_configure(config):
 # The files that take longest, longest first: pytest-xdist (`make test`, --dist loadfile) hands
 # files to its workers in collection order, so starting these first keeps both cores busy to
 # the end instead of leaving one running the 8-device subprocess alone.
-_LONGEST_FIRST = ("sharding_test.py", "train_test.py", "mmrns_test.py", "bench_test.py")
+_LONGEST_FIRST = (
+    "sharding_test.py",
+    "golden_test.py",
+    "train_test.py",
+    "mmrns_test.py",
+    "bench_test.py",
+)
 
 
 def pytest_collection_modifyitems(session, config, items):
