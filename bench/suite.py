@@ -3,19 +3,53 @@
 Run (GPU machine, the RotatE repository's FB15k-237 / WN18RR configs):
   python bench/suite.py --mode=gpu --out=bench/results/suite_gpu
   python bench/suite.py --mode=gpu --parts=kgjax_train,pykeen_train     # one part at a time
+Run (CPU at real shapes: FB15k-237 and WN18RR from $KGJAX_DATA_DIR at reduced widths, RotatE
+dim 200, batch 512, 128 negatives; sized for about 20 minutes on 2 cores; speed figures only from
+an otherwise idle machine):
+  KGJAX_DATA_DIR=../shared/data python bench/suite.py --mode=cpu_real \
+      --out=bench/results/suite_cpu_real
 Run (CPU smoke mode, what CI runs: UMLS with small widths; checks the suite, not speed):
   python bench/suite.py --mode=cpu --out=/tmp/suite_cpu
+`--train_steps=N` and `--set=key=value` (repeatable) override the mode's timed steps and config
+for a quick check of a mode (e.g. `--mode=cpu_real --train_steps=2 --set=model.dim=8`).
+
+Modes and their datasets (`--datasets` picks some):
+  gpu       fb15k237, wn18rr: the reference configs (configs/rotate.py), 2000 / 1000 steps
+  cpu_real  fb15k237, wn18rr: the reference configs at dim 200, batch 512, 128 negatives,
+            evaluation batch 32 / 16; 100 timed steps
+  cpu       umls: dim 16, batch 64, 8 negatives; 40 timed steps
 
 Parts (all run by default; `--parts` picks some):
-  kgjax_train    steps/s of `kgjax.train.kge.trainer.train` (steady state, after the first call)
+  kgjax_train    steps/s of the training call `kgjax.train.kge.trainer.train` runs (the jitted
+                 chunk of `kgjax.train.kge.build`, one device): a first call of `train_steps`
+                 steps compiles, a second one is timed. The trainer itself is not called: its
+                 final valid + test evaluations would add two unbounded full evaluations.
   kgjax_train_shared  the same with chunk-shared negatives (`negatives.shared_chunk_size`:
                  each chunk of positives shares its K negatives, DGL-KE's default chunking)
-  kgjax_eval     seconds of a full filtered test evaluation (both sides, realistic ranks)
+  kgjax_eval     seconds of a full filtered test evaluation (both sides, realistic ranks), timed
+                 on the second call (the first compiles)
   pykeen_train   steps/s of PyKEEN's sLCWA loop (RotatE, NSSA loss, same batch/negatives/lr;
                  PyKEEN's "basic" sampler draws unfiltered negatives, kgjax filters them)
   pykeen_eval    seconds of PyKEEN's filtered RankBasedEvaluator on the same test split
-Each part records peak device memory where the backend reports it. The table pairs each
-kgjax figure with PyKEEN's from the same invocation and gives the ratio.
+  1vsAll: added with the regime (kgjax_train_1vsall, and PyKEEN's LCWA loop beside it). Not yet
+                 implemented: `PENDING_PARTS` names it and `--parts` refuses it until then.
+Each part records peak device memory where the backend reports it, and `part_seconds`, its wall
+time. The table pairs each kgjax figure with PyKEEN's from the same invocation and gives the
+ratio.
+
+How PyKEEN's training is timed. `TrainingLoop.train(num_epochs=n)` trains epochs
+`loop._epoch + 1 .. n` and, unless `continue_training=True`, re-initialises the weights first:
+one loop object is warmed up (`WARMUP_BATCHES` batches: CUDA context, allocator, kernels), then
+continued with `continue_training=True` to `num_epochs=2` (or more), so the timed call trains
+real batches on warm weights. PyKEEN's API stops only at epoch ends, so a fixed number of
+batches is an epoch of a sub-sampled triples factory: `train_steps * batch_size` training
+triples drawn at random (same entity and relation ids, so the same tables, negatives drawn from
+all V entities, and the same per-batch work as a full epoch), rather than a callback raising out
+of the loop mid-epoch. Where `train_steps` exceeds an epoch, whole epochs of the full training
+split are timed. A callback counts the batches actually trained: steps/s = counted batches /
+seconds of the timed call, which includes PyKEEN's per-epoch work (a new data loader and a
+`gc.collect()`, which walks this process's objects, JAX's among them) once per timed epoch. PyKEEN's evaluation has nothing to compile: its warm-up is two
+evaluation batches, and the timed call is the full test split.
 
 PyKEEN and torch are optional: without them the PyKEEN parts are recorded as skipped.
 """
@@ -25,11 +59,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
-import tempfile
 import time
 
 import jax
@@ -37,10 +69,15 @@ import numpy as np
 
 from kgjax import config as config_lib
 
-from common import peak_memory_bytes, write_results
+from common import peak_memory_bytes, single_device_chunk, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("kgjax_train", "kgjax_train_shared", "kgjax_eval", "pykeen_train", "pykeen_eval")
+# Parts that come with a kgjax training regime still being added: named so that `--parts`
+# says what is missing instead of "unknown part".
+PENDING_PARTS = {"kgjax_train_1vsall": "1vsAll: added with the regime"}
+WARMUP_BATCHES = 3  # PyKEEN batches before the timed call
+WARMUP_EVAL_BATCHES = 2  # PyKEEN evaluation batches before the timed full split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +91,33 @@ class Case:
     overrides: tuple[tuple[str, object], ...] = ()
 
 
+# The CPU widths of the real-shape mode: the reference configs' data and losses, narrower.
+_CPU_REAL = (("model.dim", 200), ("batch_size", 512), ("negatives.num_negatives", 128))
+
 CASES = {
     # The reference configs, as best_config.sh runs them.
     "gpu": (
         # DGL-KE's chunk: as many positives as negatives (its neg_chunk_size default).
         Case("fb15k237", "fb15k237", train_steps=2000, shared_chunk_size=256),
         Case("wn18rr", "wn18rr", train_steps=1000, shared_chunk_size=512),
+    ),
+    # Real data and vocabularies on 2 CPU cores: every part bounded (see the docstring).
+    "cpu_real": (
+        Case(
+            "fb15k237",
+            "fb15k237",
+            train_steps=100,
+            shared_chunk_size=128,
+            overrides=(*_CPU_REAL, ("evaluation.batch_size", 32)),
+        ),
+        # 2.8x FB15k-237's entities: a smaller evaluation batch for the same [B, V] scores.
+        Case(
+            "wn18rr",
+            "wn18rr",
+            train_steps=100,
+            shared_chunk_size=128,
+            overrides=(*_CPU_REAL, ("evaluation.batch_size", 16)),
+        ),
     ),
     # Small and fast: exercises every code path on CPU in CI.
     "cpu": (
@@ -85,17 +143,23 @@ def load_config(case: Case, num_steps: int):
 
 
 def kgjax_train(case: Case, dataset, shared_chunk_size: int = 0) -> dict:
-    from kgjax.train.kge.trainer import train
-
-    # Two device calls of `train_steps` each: `train` times only the second (the first compiles).
+    # Two device calls of `train_steps` each, as the trainer makes them: the first compiles.
     config = load_config(case, 2 * case.train_steps)
-    config.steps_per_call = case.train_steps
     config.negatives.shared_chunk_size = shared_chunk_size
-    with tempfile.TemporaryDirectory() as workdir:
-        results = train(config, workdir, progress=False)
+    chunk, state, data = single_device_chunk(config, dataset, case.train_steps)
+    key = jax.random.key(config.seed)
+    started = time.perf_counter()
+    state, metrics = chunk(state, data, key)
+    jax.block_until_ready(metrics)
+    compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    state, metrics = chunk(state, data, key)
+    jax.block_until_ready(metrics)
+    seconds = time.perf_counter() - started
     return {
-        "steps_per_second": results["steps_per_second"],
-        "steps": results["steps"],
+        "steps_per_second": case.train_steps / seconds,
+        "steps": case.train_steps,
+        "first_call_seconds": compile_seconds,
         "shared_chunk_size": shared_chunk_size,
         "peak_memory_bytes": peak_memory_bytes(),
     }
@@ -128,6 +192,11 @@ def kgjax_eval(case: Case, dataset) -> dict:
 
 
 def _pykeen_setup(case: Case, dataset):
+    """PyKEEN's RotatE on `dataset`'s ids, and a maker of triples factories over them.
+
+    Returns:
+      (config, model, factory(triples int [n, 3]) -> TriplesFactory, torch device name).
+    """
     import torch
     from pykeen.losses import NSSALoss
     from pykeen.models import RotatE
@@ -135,12 +204,14 @@ def _pykeen_setup(case: Case, dataset):
 
     config = load_config(case, 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    entity_to_id = {name: i for i, name in enumerate(dataset.entities.names)}
+    relation_to_id = {name: i for i, name in enumerate(dataset.relations.names)}
 
-    def factory(split):
+    def factory(triples):
         return TriplesFactory(
-            mapped_triples=torch.as_tensor(dataset.splits[split], dtype=torch.long),
-            entity_to_id={name: i for i, name in enumerate(dataset.entities.names)},
-            relation_to_id={name: i for i, name in enumerate(dataset.relations.names)},
+            mapped_triples=torch.as_tensor(np.asarray(triples), dtype=torch.long),
+            entity_to_id=entity_to_id,
+            relation_to_id=relation_to_id,
         )
 
     loss = NSSALoss(
@@ -148,7 +219,7 @@ def _pykeen_setup(case: Case, dataset):
         adversarial_temperature=config.negatives.adversarial_temperature,
     )
     model = RotatE(
-        triples_factory=factory("train"),
+        triples_factory=factory(dataset.train),
         embedding_dim=config.model.dim,
         loss=loss,
         random_seed=config.seed,
@@ -156,44 +227,79 @@ def _pykeen_setup(case: Case, dataset):
     return config, model, factory, device
 
 
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def pykeen_train(case: Case, dataset) -> dict:
     import torch
     from pykeen.training import SLCWATrainingLoop
+    from pykeen.training.callbacks import TrainingCallback
+
+    class BatchCounter(TrainingCallback):
+        """Counts the batches the loop trains (one `post_batch` per optimizer step)."""
+
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def post_batch(self, epoch, batch, **kwargs):
+            self.batches += 1
 
     config, model, factory, device = _pykeen_setup(case, dataset)
-    train_factory = factory("train")
+    batch_size = config.batch_size
+    batches_per_epoch = len(dataset.train) // batch_size
+    # A fixed number of batches is one epoch of a random sub-sample (see the module docstring);
+    # beyond an epoch, whole epochs of the full split.
+    timed_per_epoch = min(case.train_steps, batches_per_epoch)
+    epochs = -(-case.train_steps // timed_per_epoch)
+    order = np.random.default_rng(config.seed).permutation(len(dataset.train))
+    warmup_triples = dataset.train[order[: min(WARMUP_BATCHES, batches_per_epoch) * batch_size]]
+    timed_triples = (
+        dataset.train[order[: timed_per_epoch * batch_size]]
+        if timed_per_epoch < batches_per_epoch
+        else dataset.train
+    )
     optimizer = torch.optim.Adam(model.get_grad_params(), lr=config.optimizer.lr)
     loop = SLCWATrainingLoop(
         model=model,
-        triples_factory=train_factory,
+        triples_factory=factory(dataset.train),
         optimizer=optimizer,
         negative_sampler="basic",
         negative_sampler_kwargs={"num_negs_per_pos": config.negatives.num_negatives},
     )
-    batches_per_epoch = len(dataset.train) // config.batch_size
-    epochs = max(1, -(-case.train_steps // batches_per_epoch))
 
-    def run(num_epochs):
-        if device == "cuda":
-            torch.cuda.synchronize()
+    def run(triples, num_epochs, continue_training):
+        counter = BatchCounter()
+        _synchronize(device)
         started = time.perf_counter()
         loop.train(
-            triples_factory=train_factory,
-            num_epochs=num_epochs,
-            batch_size=config.batch_size,
+            triples_factory=factory(triples),
+            num_epochs=num_epochs,  # the epoch to reach, counting those already trained
+            batch_size=batch_size,
             drop_last=True,
             use_tqdm=False,
+            continue_training=continue_training,
+            callbacks=counter,
         )
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
+        _synchronize(device)
+        return time.perf_counter() - started, counter.batches
 
-    run(1)  # warm-up: CUDA context, allocator, kernels
-    seconds = run(epochs)
+    # Warm-up: CUDA context, allocator, kernels; initialises the weights and Adam's state.
+    _, warmup_batches = run(warmup_triples, 1, continue_training=False)
+    seconds, batches = run(timed_triples, 1 + epochs, continue_training=True)
+    if batches == 0:
+        raise RuntimeError("PyKEEN's timed call trained no batch")
     peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
     return {
-        "steps_per_second": epochs * batches_per_epoch / seconds,
-        "steps": epochs * batches_per_epoch,
+        "steps_per_second": batches / seconds,
+        "steps": batches,
+        "warmup_steps": warmup_batches,
+        "timed_epochs": epochs,
+        "timed_triples": len(timed_triples),
         "peak_memory_bytes": peak,
     }
 
@@ -204,28 +310,28 @@ def pykeen_eval(case: Case, dataset) -> dict:
 
     config, model, factory, device = _pykeen_setup(case, dataset)
     evaluator = RankBasedEvaluator(filtered=True)
-    filters = [factory("train").mapped_triples, factory("valid").mapped_triples]
+    filters = [factory(dataset.train).mapped_triples, factory(dataset.valid).mapped_triples]
+    batch_size = config.evaluation.batch_size
 
-    def run():
-        if device == "cuda":
-            torch.cuda.synchronize()
+    def run(triples):
+        _synchronize(device)
         started = time.perf_counter()
         evaluator.evaluate(
             model,
-            factory("test").mapped_triples,
+            factory(triples).mapped_triples,
             additional_filter_triples=filters,
-            batch_size=config.evaluation.batch_size,
+            batch_size=batch_size,
             use_tqdm=False,
         )
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
         return time.perf_counter() - started
 
-    first = run()
+    # Nothing to compile: the warm-up is a few batches (CUDA context and kernels).
+    first = run(dataset.test[: WARMUP_EVAL_BATCHES * batch_size])
     return {
-        "seconds": run(),
-        "first_call_seconds": first,
-        "eval_batch_size": config.evaluation.batch_size,
+        "seconds": run(dataset.test),
+        "warmup_seconds": first,
+        "eval_batch_size": batch_size,
         "num_triples": len(dataset.test),
         "peak_memory_bytes": int(torch.cuda.max_memory_allocated()) if device == "cuda" else None,
     }
@@ -293,20 +399,37 @@ def main() -> None:
     parser.add_argument(
         "--datasets", default="", help="comma-separated subset of the mode's datasets"
     )
+    parser.add_argument(
+        "--train_steps", type=int, default=0, help="steps (batches) timed; 0: the mode's"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], help="key=value over the mode's config overrides"
+    )
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "suite"))
     args = parser.parse_args()
     parts = args.parts.split(",")
+    pending = [part for part in parts if part in PENDING_PARTS]
+    if pending:
+        parser.error(
+            "not yet implemented: "
+            + "; ".join(f"{part} ({PENDING_PARTS[part]})" for part in pending)
+        )
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
 
-    from kgjax.data.catalog import load_dataset
+    from kgjax.train.kge.build import load_dataset
 
     functions = {name: globals()[name] for name in PARTS}
+    command = f"python bench/suite.py --mode={args.mode} --parts={args.parts}" + "".join(
+        f" --{flag}={value}"
+        for flag, value in (("datasets", args.datasets), ("train_steps", args.train_steps))
+        if value
+    )
     report = {
         "device": jax.devices()[0].device_kind,
         "versions": versions(),
-        "command": f"python bench/suite.py --mode={args.mode} --parts={args.parts}",
+        "command": command + "".join(f" --set={text}" for text in args.set),
         "results": {},
     }
     previous = f"{args.out}.json"
@@ -318,12 +441,20 @@ def main() -> None:
     selected = [
         c for c in CASES[args.mode] if not args.datasets or c.dataset in args.datasets.split(",")
     ]
+    overrides = config_lib.parse_overrides(args.set)
     for case in selected:
-        dataset = load_dataset(case.dataset)
+        case = dataclasses.replace(
+            case,
+            train_steps=args.train_steps or case.train_steps,
+            overrides=tuple({**dict(case.overrides), **overrides}.items()),
+        )
+        dataset = load_dataset(load_config(case, 1).data)
         results = report["results"].setdefault(case.dataset, {})
         for part in parts:
+            started = time.perf_counter()
             try:
                 results[part] = functions[part](case, dataset)
+                results[part]["part_seconds"] = time.perf_counter() - started
             except ImportError as e:  # PyKEEN or torch absent
                 results[part] = f"skipped: {e}"
             print(

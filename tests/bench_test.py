@@ -18,7 +18,11 @@ def test_speed_suite_cpu_mode(tmp_path):
         cwd=REPO,
         check=True,
         capture_output=True,
-        env={**os.environ, "KGJAX_TFDS_DIR": str(tmp_path / "tfds")},
+        env={
+            **os.environ,
+            "KGJAX_TFDS_DIR": str(tmp_path / "tfds"),
+            "PYSTOW_HOME": str(tmp_path / "pystow"),  # PyKEEN's home: never ~
+        },
     )
     report = json.loads((tmp_path / "suite.json").read_text())
     results = report["results"]["umls"]
@@ -33,6 +37,60 @@ def test_speed_suite_cpu_mode(tmp_path):
         assert results["pykeen_train"].startswith("skipped")
     table = (tmp_path / "suite.md").read_text()
     assert "| umls |" in table and report["device"] in table
+
+
+def _bench_module(name, monkeypatch):
+    """bench/<name>.py imported as a module (with bench/ on the path for its `import common`)."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "bench", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pykeen") is None,
+    reason="PyKEEN is optional; runs wherever it is installed (the dev venv has it)",
+)
+# UMLS has 5,216 training triples: 20 batches of 256 an epoch. 5 batches are one epoch of a
+# sub-sample; 25 are two whole epochs.
+@pytest.mark.parametrize("train_steps, batches", [(5, 5), (25, 40)])
+def test_pykeen_train_times_the_batches_it_trains(tmp_path, monkeypatch, train_steps, batches):
+    monkeypatch.setenv("PYSTOW_HOME", str(tmp_path / "pystow"))  # before PyKEEN is imported
+    monkeypatch.setenv("KGJAX_TFDS_DIR", str(tmp_path / "tfds"))
+    suite = _bench_module("suite", monkeypatch)
+    import torch
+    from pykeen.training import SLCWATrainingLoop
+
+    from kgjax.data.catalog import load_dataset
+
+    # Optimizer steps per `train` call, counted outside the suite: the batches really trained.
+    steps_per_call = []
+    train, step = SLCWATrainingLoop.train, torch.optim.Adam.step
+
+    def counted_train(self, *args, **kwargs):
+        steps_per_call.append(0)
+        return train(self, *args, **kwargs)
+
+    def counted_step(self, *args, **kwargs):
+        steps_per_call[-1] += 1
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SLCWATrainingLoop, "train", counted_train)
+    monkeypatch.setattr(torch.optim.Adam, "step", counted_step)
+    case = suite.Case(
+        "umls",
+        "umls",
+        train_steps=train_steps,
+        shared_chunk_size=4,
+        overrides=(("model.dim", 8), ("negatives.num_negatives", 4), ("batch_size", 256)),
+    )
+    result = suite.pykeen_train(case, load_dataset("umls"))
+    assert len(steps_per_call) == 2  # the warm-up, then the timed call
+    assert steps_per_call[-1] > 0, "the timed call trained no batch"
+    assert result["steps"] == steps_per_call[-1] == batches
+    assert result["steps_per_second"] > 0
 
 
 def test_reproduce_runs_in_slices_and_finishes(tmp_path, monkeypatch):
@@ -50,12 +108,7 @@ def test_reproduce_runs_in_slices_and_finishes(tmp_path, monkeypatch):
     assert (tmp_path / "results" / "repro_test" / "metrics_tail.jsonl").read_text()
     # bench/self_prediction.py reads the run back and ranks the test split itself: its MRR
     # must be the run's own.
-    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))  # its `import common`
-    spec = importlib.util.spec_from_file_location(
-        "self_prediction", os.path.join(REPO, "bench", "self_prediction.py")
-    )
-    self_prediction = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(self_prediction)
+    self_prediction = _bench_module("self_prediction", monkeypatch)
     monkeypatch.setenv("KGJAX_TFDS_DIR", str(tmp_path / "tfds"))
     row = self_prediction.analyse(str(workdir), "test", top_relations=3)
     assert row["mrr"] == pytest.approx(copied["test"]["both"]["mrr"], rel=1e-5)
