@@ -86,6 +86,30 @@ def _print_metrics(results: dict) -> None:
                 f"test triples with an entity absent from train, its row {label}: "
                 f"MRR {both['mrr']:.4f}  Hits@10 {both['hits@10']:.4f}"
             )
+    if "per_category" in results:
+        print("test by relation category (Bordes et al. 2013; head = predicting the head):")
+        print("  category  relations  triples  MRR head  MRR tail  Hits@10 head  Hits@10 tail")
+        for category, block in results["per_category"].items():
+            row = f"  {category:8s}  {block['num_relations']:9d}  {block['num_triples']:7d}"
+            if block["num_triples"]:
+                head, tail = block["head"], block["tail"]
+                row += (
+                    f"  {head['mrr']:8.4f}  {tail['mrr']:8.4f}  {head['hits@10']:12.4f}  "
+                    f"{tail['hits@10']:12.4f}"
+                )
+            else:
+                row += "  (no test triples)"
+            print(row)
+    if "triple_classification" in results:
+        block = results["triple_classification"]
+        print(
+            f"triple classification ({block['num_relation_thresholds']} of "
+            f"{block['num_relations']} relations with a threshold of their own): "
+            + "  ".join(
+                f"{split} accuracy {block[split]['accuracy']:.4f} F1 {block[split]['f1']:.4f}"
+                for split in ("valid", "test")
+            )
+        )
 
 
 def run(command: str, fv: flags.FlagValues) -> int:

@@ -18,6 +18,9 @@ from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data.triples import Vocabulary
 from kgjax.evaluation.link_prediction import Evaluator, score_all
+from kgjax.evaluation.metrics import link_prediction_metrics
+from kgjax.evaluation.relation_categories import relation_results
+from kgjax.evaluation.triple_classification import triple_classification_results
 from kgjax.models.kge import KGEModel, Params
 from kgjax.parallel.layout import MODEL, Layout
 from kgjax.train.kge import build as build_lib
@@ -108,7 +111,9 @@ def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
     """Re-evaluates the latest checkpoint of a run on `splits`.
 
     Returns:
-      {"step": ..., "<split>": metrics}; also written to `<workdir>/eval_step_<step>.json`.
+      {"step": ..., "<split>": metrics}, with the training run's "per_category" and
+      "per_relation" blocks when `splits` has "test", and "triple_classification" when the
+      dataset has labelled negatives; also written to `<workdir>/eval_step_<step>.json`.
     """
     run = restore(workdir)
     dataset = build_lib.load_dataset(run.config.data)
@@ -118,11 +123,22 @@ def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
             f"({dataset.num_entities} entities / {dataset.num_relations} relations now, "
             f"{len(run.entities)} / {len(run.relations)} at training)"
         )
-    evaluator = Evaluator(run.model, dataset, run.config.evaluation.batch_size, run.layout)
+    batch_size = run.config.evaluation.batch_size
+    evaluator = Evaluator(run.model, dataset, batch_size, run.layout)
+    ranks = {split: evaluator.ranks(run.sharded_params, split) for split in splits}
     results = {
         "step": run.step,
-        **{split: evaluator(run.sharded_params, split) for split in splits},
+        **{split: link_prediction_metrics(*split_ranks) for split, split_ranks in ranks.items()},
     }
+    results.update(
+        triple_classification_results(
+            run.model, run.sharded_params, dataset, batch_size, run.layout
+        )
+    )
+    if "test" in ranks:
+        results.update(
+            relation_results(ranks["test"], dataset.test, dataset.train, dataset.relations.names)
+        )
     write_json(os.path.join(workdir, f"eval_step_{run.step}.json"), results)
     return results
 

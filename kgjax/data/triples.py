@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 SPLITS = ("train", "valid", "test")
+# Labelled false triples of the evaluation splits, for triple classification (optional).
+NEGATIVES_FILES = {"valid": "valid_negatives.txt", "test": "test_negatives.txt"}
 
 
 class DataError(ValueError):
@@ -45,6 +47,11 @@ def parse_triples(lines: Iterable[str], source: str) -> list[tuple[str, str, str
     Raises:
       DataError: a line without exactly three non-empty tab-separated columns, or no triple at all.
     """
+    return [triple for _, triple in _numbered_triples(lines, source)]
+
+
+def _numbered_triples(lines: Iterable[str], source: str) -> list[tuple[int, tuple[str, str, str]]]:
+    """`parse_triples`, each triple with its 1-based line number."""
     triples = []
     for line_number, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
@@ -58,7 +65,7 @@ def parse_triples(lines: Iterable[str], source: str) -> list[tuple[str, str, str
             )
         if any(not c.strip() for c in columns):
             raise DataError(f"{source}:{line_number}: empty name in {line[:120]!r}")
-        triples.append((columns[0], columns[1], columns[2]))
+        triples.append((line_number, (columns[0], columns[1], columns[2])))
     if not triples:
         raise DataError(f"{source}: no triples (the file is empty)")
     return triples
@@ -70,12 +77,17 @@ def read_triples_file(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     Raises:
       DataError: the file is missing, not UTF-8, or malformed (file and line named).
     """
+    return [triple for _, triple in _read_numbered_triples(path)]
+
+
+def _read_numbered_triples(path: str | os.PathLike) -> list[tuple[int, tuple[str, str, str]]]:
+    """`read_triples_file`, each triple with its 1-based line number."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            return parse_triples(f, path)
+            return _numbered_triples(f, path)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid UTF-8 ({e})") from e
 
@@ -115,6 +127,9 @@ class KGDataset:
 
     Entities that appear only in valid/test are kept in the vocabulary (after the train
     entities) and listed in `unseen_entities`; ranking counts them as candidates like any other.
+
+    `negatives` holds labelled false triples of the evaluation splits for triple
+    classification ({"valid": int32 [m, 3], "test": ...}, see `read_negatives`), or nothing.
     """
 
     name: str
@@ -122,6 +137,7 @@ class KGDataset:
     relations: Vocabulary
     splits: dict[str, np.ndarray]
     source: str = ""
+    negatives: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_entities(self) -> int:
@@ -158,10 +174,12 @@ class KGDataset:
     def summary(self) -> str:
         counts = " / ".join(f"{len(self.splits[s]):,}" for s in SPLITS)
         unseen = self.unseen_entities
+        negatives = " / ".join(f"{len(rows):,}" for rows in self.negatives.values())
         return (
             f"{self.name}: {self.num_entities:,} entities, {self.num_relations:,} relations, "
             f"train/valid/test {counts} triples; entities absent from train: "
             f"{unseen['valid']} in valid, {unseen['test']} in test"
+            + (f"; labelled negatives valid/test {negatives}" if negatives else "")
         )
 
     def triple_index(self, splits: Sequence[str] = SPLITS) -> TripleIndex:
@@ -238,17 +256,68 @@ def build_dataset(
 
 
 def load_folder(path: str | os.PathLike, name: str | None = None) -> KGDataset:
-    """Loads a user folder holding `train.txt`, `valid.txt` and `test.txt`.
+    """Loads a user folder holding `train.txt`, `valid.txt` and `test.txt`, and the labelled
+    negatives `valid_negatives.txt` and `test_negatives.txt` if it has them.
 
     Raises:
-      DataError: the folder or a file is missing or malformed.
+      DataError: the folder or a file is missing or malformed (see `read_negatives`).
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise DataError(f"{path}: dataset folder not found")
     files = {s: os.path.join(path, f"{s}.txt") for s in SPLITS}
     raw = {s: read_triples_file(f) for s, f in files.items()}
-    return build_dataset(name or os.path.basename(os.path.normpath(path)), raw, files)
+    dataset = build_dataset(name or os.path.basename(os.path.normpath(path)), raw, files)
+    negatives = read_negatives(path, dataset.entities, dataset.relations)
+    return dataclasses.replace(dataset, negatives=negatives) if negatives else dataset
+
+
+def read_negatives(
+    folder: str | os.PathLike, entities: Vocabulary, relations: Vocabulary
+) -> dict[str, np.ndarray]:
+    """Reads the labelled negatives beside a folder's splits, for triple classification.
+
+    `valid_negatives.txt` and `test_negatives.txt` hold false triples in the splits' format
+    (as WN11 and FB13 ship them: true triples with one end corrupted); both files or neither.
+
+    Args:
+      folder: the dataset folder.
+      entities, relations: the dataset's vocabularies; every name must be in them.
+
+    Returns:
+      {"valid": int32 [m, 3], "test": int32 [m', 3]} in file order (repeated lines kept: each
+      line is one labelled example), or {} when neither file exists.
+
+    Raises:
+      DataError: only one of the two files; a malformed line, or a name that is in none of
+        train, valid and test (file and line named, close matches listed).
+    """
+    files = {s: os.path.join(os.fspath(folder), f) for s, f in NEGATIVES_FILES.items()}
+    missing = [f for f in files.values() if not os.path.isfile(f)]
+    if len(missing) == len(files):
+        return {}
+    if missing:
+        raise DataError(
+            f"{missing[0]}: file not found; triple classification needs both "
+            f"{' and '.join(NEGATIVES_FILES.values())}, or neither"
+        )
+    out = {}
+    for split, path in files.items():
+        numbered = _read_numbered_triples(path)
+        rows = np.empty((len(numbered), 3), np.int32)
+        for i, (line_number, (h, r, t)) in enumerate(numbered):
+            try:
+                rows[i] = (
+                    entities.id(h, "entity"),
+                    relations.id(r, "relation"),
+                    entities.id(t, "entity"),
+                )
+            except UnknownNameError as e:
+                raise DataError(
+                    f"{path}:{line_number}: {e} (in none of train, valid, test)"
+                ) from None
+        out[split] = rows
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -112,15 +112,15 @@ def rank_all(model, layout, params, batches, index):
     return jax.lax.with_sharding_constraint(ranks, layout.replicated)
 
 
-def evaluate(
+def filtered_ranks(
     model: KGEModel,
     params: Params,
     triples: np.ndarray,
     index: DeviceTripleIndex,
     batch_size: int,
     layout: Layout | None = None,
-) -> dict:
-    """Filtered MR, MRR and Hits@k of `triples` (see `link_prediction_metrics`).
+) -> np.ndarray:
+    """The filtered rank of each triple's head and tail among all entities.
 
     Args:
       params: the tables, either as the model made them ([V, De], [R, Dr]) or padded and
@@ -130,6 +130,13 @@ def evaluate(
       batch_size: triples per batch (rounded up to a multiple of the data-axis size); the
         last batch is padded and its padding dropped.
       layout: the mesh and table sizes; default one device.
+
+    Returns:
+      float [4, n] on the host: head optimistic, head pessimistic, tail optimistic, tail
+      pessimistic (1 = best).
+
+    Raises:
+      ValueError: no triples.
     """
     layout = layout or Layout.single_device(model.num_entities, model.num_relations)
     triples = np.asarray(triples, np.int32)
@@ -141,8 +148,24 @@ def evaluate(
     batches = layout.put(padded.reshape(-1, batch_size, 3), None, "eval_batch", None)
     ranks = rank_all(model, layout, layout.place_params(params), batches, layout.replicate(index))
     ranks = layout.fetch(ranks)  # [nb, 4, B]
-    ranks = ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
-    return link_prediction_metrics(*ranks)
+    return ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
+
+
+def evaluate(
+    model: KGEModel,
+    params: Params,
+    triples: np.ndarray,
+    index: DeviceTripleIndex,
+    batch_size: int,
+    layout: Layout | None = None,
+) -> dict:
+    """Filtered MR, MRR and Hits@k of `triples` (see `link_prediction_metrics`).
+
+    Args: as for `filtered_ranks`.
+    """
+    return link_prediction_metrics(
+        *filtered_ranks(model, params, triples, index, batch_size, layout)
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layout", "predict_tails"))
@@ -195,6 +218,42 @@ def score_all(
     return layout.fetch(scores)
 
 
+@functools.partial(jax.jit, static_argnames=("model",))
+def _score_batches(model, params, batches):
+    # Plain jit over the split tables: the compiler gathers each triple's rows from their
+    # shards (padding rows are never indexed).
+    return jax.lax.map(lambda b: model.score_hrt(params, b[:, 0], b[:, 1], b[:, 2]), batches)
+
+
+def score_triples(
+    model: KGEModel,
+    params: Params,
+    triples: np.ndarray,
+    batch_size: int,
+    layout: Layout | None = None,
+) -> np.ndarray:
+    """`model.score_hrt` of each triple, batch by batch in one device call.
+
+    Args:
+      params, layout: as for `filtered_ranks`.
+      triples: int [n, 3] (head, relation, tail).
+      batch_size: triples per batch (rounded up to a multiple of the data-axis size).
+
+    Returns:
+      float32 [n] on the host.
+    """
+    layout = layout or Layout.single_device(model.num_entities, model.num_relations)
+    triples = np.asarray(triples, np.int32).reshape(-1, 3)
+    n = len(triples)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    batch_size = layout.padded(min(batch_size, n), "eval_batch")
+    padded = np.concatenate([triples, np.repeat(triples[:1], (-n) % batch_size, axis=0)])
+    batches = layout.put(padded.reshape(-1, batch_size, 3), None, "eval_batch", None)
+    scores = _score_batches(model, layout.place_params(params), batches)
+    return layout.fetch(scores).reshape(-1)[:n]
+
+
 class Evaluator:
     """Evaluates a model on a dataset's valid and test splits with the right filters.
 
@@ -218,8 +277,9 @@ class Evaluator:
             self._indices[split] = self.layout.replicate(host)
         return self._indices[split]
 
-    def __call__(self, params: Params, split: str) -> dict:
-        return evaluate(
+    def ranks(self, params: Params, split: str) -> np.ndarray:
+        """float [4, n]: `filtered_ranks` of the split's triples."""
+        return filtered_ranks(
             self.model,
             params,
             self.dataset.splits[split],
@@ -227,3 +287,7 @@ class Evaluator:
             self.batch_size,
             self.layout,
         )
+
+    def __call__(self, params: Params, split: str) -> dict:
+        """`link_prediction_metrics` of the split."""
+        return link_prediction_metrics(*self.ranks(params, split))

@@ -22,6 +22,9 @@ from tqdm import tqdm
 from kgjax.config import ConfigError
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.inductive import inductive_results
+from kgjax.evaluation.metrics import link_prediction_metrics
+from kgjax.evaluation.relation_categories import relation_results
+from kgjax.evaluation.triple_classification import triple_classification_results
 from kgjax.parallel.layout import initialize_distributed
 from kgjax.text import init as text_init
 from kgjax.train import host_loop
@@ -67,8 +70,10 @@ def train(
       devices: the devices the mesh spans (default: all of them, on every host).
 
     Returns:
-      The results: {"valid": metrics, "test": metrics, "steps", "train_seconds",
-      "steps_per_second", "dataset": ..., "mesh": ...}.
+      The results: {"valid": metrics, "test": metrics, "per_relation" and "per_category"
+      (test; `relation_categories.relation_results`), "triple_classification" (when the
+      dataset has labelled negatives), "inductive" (with `text.inductive`), "steps",
+      "train_seconds", "steps_per_second", "dataset": ..., "mesh": ...}.
 
     Raises:
       ConfigError, DataError: bad config or data (before anything is written).
@@ -126,7 +131,11 @@ def train(
         outcome = host_loop.run(family, kge_config.cadence(config), checkpointer, writer, progress)
 
         params = outcome.state.params
-        results = {split: evaluator(params, split) for split in ("valid", "test")}
+        test_ranks = evaluator.ranks(params, "test")
+        results = {
+            "valid": evaluator(params, "valid"),
+            "test": link_prediction_metrics(*test_ranks),
+        }
         results.update(
             inductive_results(
                 config.text,
@@ -154,6 +163,14 @@ def train(
             device=str(layout.mesh.devices.flat[0].device_kind),
             jax_version=jax.__version__,
             mesh=layout.describe(),
+        )
+        results.update(
+            triple_classification_results(
+                parts.model, params, dataset, config.evaluation.batch_size, layout
+            )
+        )
+        results.update(
+            relation_results(test_ranks, dataset.test, dataset.train, dataset.relations.names)
         )
         for name in ("valid", "test"):
             writer.write(outcome.step, "final", flatten_metrics(name, results[name]))
