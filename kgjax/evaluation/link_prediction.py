@@ -40,7 +40,9 @@ def _true_scores(layout: Layout, scores, true_ids, offset):
     return jax.lax.psum(jnp.where(owned, picked[:, 0], 0.0), layout.mesh_axes("entity"))
 
 
-def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
+def rank_shard(
+    model: KGEModel, layout: Layout, params: Params, batch, index, inverse_offset: int | None
+):
     """Inside shard_map: filtered ranks of one batch slice, counted over this shard's rows.
 
     Args:
@@ -48,6 +50,9 @@ def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
         (V', R': padded rows).
       batch: int32 [B, 3] (head, relation, tail), the same on every device of a model group.
       index: the known true triples to filter (replicated).
+      inverse_offset: R for a model with reciprocal relations (relation r + R is r's
+        inverse): heads of (?, r, t) are ranked as tails of (t, r + R, ?). None: by
+        `head_query`.
 
     Returns:
       float32 [4, B]: head optimistic, head pessimistic, tail optimistic, tail pessimistic.
@@ -77,7 +82,12 @@ def rank_shard(model: KGEModel, layout: Layout, params: Params, batch, index):
         return ranks_from_counts(counts, true_score, num_entities)
 
     tail_ranks = ranks(model.tail_query(head, rel), t, *index.tails.answers(h, r))
-    head_ranks = ranks(model.head_query(rel, tail), h, *index.heads.answers(t, r))
+    if inverse_offset is None:
+        head_query = model.head_query(rel, tail)
+    else:
+        inverse = layout.gather_in_group(relation, r + inverse_offset, "relation")
+        head_query = model.tail_query(tail, inverse)
+    head_ranks = ranks(head_query, h, *index.heads.answers(t, r))
     return jnp.stack([*head_ranks, *tail_ranks])
 
 
@@ -85,14 +95,15 @@ def _param_specs(layout: Layout, params: Params):
     return {key: layout.spec(key, "embed") if key in TABLES else P() for key in params}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layout"))
-def rank_all(model, layout, params, batches, index):
+@functools.partial(jax.jit, static_argnames=("model", "layout", "inverse_offset"))
+def rank_all(model, layout, params, batches, index, inverse_offset=None):
     """Filtered ranks of every evaluation triple, each model shard scoring its own rows.
 
     Args:
       params: the tables as the layout holds them (`layout.place_params`).
       batches: int32 [n_batches, B, 3] triples, padded, split along "eval_batch".
       index: the filter's `DeviceTripleIndex`, replicated.
+      inverse_offset: see `rank_shard`.
 
     Returns:
       The `filtered_rank_counts` of each triple, [n_batches, 4, B], replicated.
@@ -100,7 +111,9 @@ def rank_all(model, layout, params, batches, index):
     batch_axis = layout.spec(None, "eval_batch")[1]
 
     def body(params, batches, index):
-        return jax.lax.map(lambda b: rank_shard(model, layout, params, b, index), batches)
+        return jax.lax.map(
+            lambda b: rank_shard(model, layout, params, b, index, inverse_offset), batches
+        )
 
     ranks = shard_map(
         body,
@@ -119,6 +132,7 @@ def filtered_ranks(
     index: DeviceTripleIndex,
     batch_size: int,
     layout: Layout | None = None,
+    inverse_offset: int | None = None,
 ) -> np.ndarray:
     """The filtered rank of each triple's head and tail among all entities.
 
@@ -130,6 +144,7 @@ def filtered_ranks(
       batch_size: triples per batch (rounded up to a multiple of the data-axis size); the
         last batch is padded and its padding dropped.
       layout: the mesh and table sizes; default one device.
+      inverse_offset: R for a model trained with reciprocal relations (see `rank_shard`).
 
     Returns:
       float [4, n] on the host: head optimistic, head pessimistic, tail optimistic, tail
@@ -146,7 +161,14 @@ def filtered_ranks(
     batch_size = layout.padded(min(batch_size, n), "eval_batch")
     padded = np.concatenate([triples, np.repeat(triples[:1], (-n) % batch_size, axis=0)])
     batches = layout.put(padded.reshape(-1, batch_size, 3), None, "eval_batch", None)
-    ranks = rank_all(model, layout, layout.place_params(params), batches, layout.replicate(index))
+    ranks = rank_all(
+        model,
+        layout,
+        layout.place_params(params),
+        batches,
+        layout.replicate(index),
+        inverse_offset,
+    )
     ranks = layout.fetch(ranks)  # [nb, 4, B]
     return ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
 
@@ -158,23 +180,32 @@ def evaluate(
     index: DeviceTripleIndex,
     batch_size: int,
     layout: Layout | None = None,
+    inverse_offset: int | None = None,
 ) -> dict:
     """Filtered MR, MRR and Hits@k of `triples` (see `link_prediction_metrics`).
 
     Args: as for `filtered_ranks`.
     """
     return link_prediction_metrics(
-        *filtered_ranks(model, params, triples, index, batch_size, layout)
+        *filtered_ranks(model, params, triples, index, batch_size, layout, inverse_offset)
     )
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layout", "predict_tails"))
-def _score_all(model, layout, params, anchors, relations, predict_tails):
+@functools.partial(jax.jit, static_argnames=("model", "layout", "predict_tails", "inverse_offset"))
+def _score_all(model, layout, params, anchors, relations, predict_tails, inverse_offset):
     def body(params, anchors, relations):
         entity = params["entity"]
         anchor = layout.gather_in_group(entity, anchors, "entity")
-        rel = layout.gather_in_group(params["relation"], relations, "relation")
-        query = model.tail_query(anchor, rel) if predict_tails else model.head_query(rel, anchor)
+        if predict_tails or inverse_offset is None:
+            rel = layout.gather_in_group(params["relation"], relations, "relation")
+            query = (
+                model.tail_query(anchor, rel) if predict_tails else model.head_query(rel, anchor)
+            )
+        else:
+            inverse = relations + inverse_offset
+            query = model.tail_query(
+                anchor, layout.gather_in_group(params["relation"], inverse, "relation")
+            )
         return model.match_all(query, entity)
 
     scores = shard_map(
@@ -193,6 +224,7 @@ def score_all(
     relations: np.ndarray,
     predict_tails: bool,
     layout: Layout | None = None,
+    inverse_offset: int | None = None,
 ) -> np.ndarray:
     """Scores of every entity as the tail of (anchor, relation) or the head of (relation, anchor).
 
@@ -204,6 +236,7 @@ def score_all(
       anchors, relations: int [B] ids.
       predict_tails: True for tails of (anchor, relation, ?), False for heads of (?, relation,
         anchor).
+      inverse_offset: R for a model trained with reciprocal relations (see `rank_shard`).
 
     Returns:
       float32 [B, V] on the host.
@@ -213,8 +246,9 @@ def score_all(
         layout.put(np.asarray(x, np.int32).reshape(-1)) for x in (anchors, relations)
     )
     scores = _score_all(
-        model, layout, layout.place_params(params), anchors, relations, predict_tails
-    )
+        model, layout, layout.place_params(params), anchors, relations, predict_tails,
+        inverse_offset,
+    )  # fmt: skip
     return layout.fetch(scores)
 
 
@@ -262,12 +296,19 @@ class Evaluator:
     """
 
     def __init__(
-        self, model: KGEModel, dataset: KGDataset, batch_size: int, layout: Layout | None = None
+        self,
+        model: KGEModel,
+        dataset: KGDataset,
+        batch_size: int,
+        layout: Layout | None = None,
+        inverse_offset: int | None = None,
     ):
+        """Args: inverse_offset: R for a model trained with reciprocal relations."""
         self.model = model
         self.dataset = dataset
         self.batch_size = batch_size
         self.layout = layout or Layout.single_device(model.num_entities, model.num_relations)
+        self.inverse_offset = inverse_offset
         self._indices: dict[str, DeviceTripleIndex] = {}
 
     def index(self, split: str) -> DeviceTripleIndex:
@@ -286,6 +327,7 @@ class Evaluator:
             self.index(split),
             self.batch_size,
             self.layout,
+            self.inverse_offset,
         )
 
     def __call__(self, params: Params, split: str) -> dict:

@@ -84,6 +84,13 @@ def step_settings(config: ml_collections.ConfigDict) -> StepSettings:
         row_sparse=config.optimizer.row_sparse,
         optimizer=config.optimizer.name,
         self_negative=config.negatives.self_negative,
+        regime=config.training.regime,
+        reciprocal=config.training.reciprocal,
+        label_smoothing=config.training.label_smoothing,
+        entity_dropout=config.training.entity_dropout,
+        relation_dropout=config.training.relation_dropout,
+        entity_weight=config.loss.entity_weight,
+        relation_weight=config.loss.relation_weight,
     )
 
 
@@ -126,8 +133,15 @@ class KGEBuild:
 
     def train_data(self, dataset: KGDataset) -> TrainData:
         """The training split, its index and the sampler's features on the layout's devices."""
-        subsampling = self.config.loss.subsampling
-        return TrainData.from_dataset(dataset, subsampling, self.features(dataset), self.layout)
+        config = self.config
+        return TrainData.from_dataset(
+            dataset,
+            config.loss.subsampling,
+            self.features(dataset),
+            self.layout,
+            reciprocal=config.training.reciprocal,
+            queries=config.training.regime == "KvsAll",
+        )
 
     def train_chunk(self, length: int):
         """The jitted call running `length` steps: fn(state, data, root_key) -> (state,
@@ -138,9 +152,16 @@ class KGEBuild:
             self.layout, state_sharding,
         )  # fmt: skip
 
+    @property
+    def inverse_offset(self) -> int | None:
+        """R when relations are reciprocal (r + R is r's inverse), else None."""
+        return self.model.num_relations // 2 if self.config.training.reciprocal else None
+
     def evaluator(self, dataset: KGDataset) -> Evaluator:
-        """Filtered link prediction on the layout's devices."""
-        return Evaluator(self.model, dataset, self.config.evaluation.batch_size, self.layout)
+        """Filtered link prediction on the layout's devices (heads through the inverse
+        relations when they are reciprocal)."""
+        batch_size = self.config.evaluation.batch_size
+        return Evaluator(self.model, dataset, batch_size, self.layout, self.inverse_offset)
 
 
 def build(
@@ -154,6 +175,8 @@ def build(
 ) -> KGEBuild:
     """The parts of the run `config` describes, for V entities and R relations.
 
+    With `training.reciprocal` the model has 2R relations: r and its inverse r + R.
+
     Args:
       devices: the devices the mesh spans (default: all of them).
       model: a model to use instead of the config's (benchmarks of model variants).
@@ -162,6 +185,8 @@ def build(
     Raises:
       ConfigError: the mesh does not fit the devices.
     """
+    if config.training.reciprocal:
+        num_relations *= 2
     model = model or make_model(config.model, num_entities, num_relations)
     optimizer, schedule = make_optimizer(config.optimizer, config.num_steps)
     return KGEBuild(

@@ -21,6 +21,7 @@ from kgjax.text.encode import POOLINGS
 from kgjax.text.projection import INITS, PROJECTIONS
 from kgjax.train import host_loop
 
+REGIMES = ("negative_sampling", "1vsAll", "KvsAll")
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
 SCHEDULES = ("constant", "step", "cosine")
@@ -94,10 +95,27 @@ def kge_config(
     # the table is much larger than a step's rows (kgjax.train.row_sparse).
     c.optimizer.row_sparse = False
 
+    # How a step turns triples into a loss (kgjax.train.kge.step).
+    c.training = ml_collections.ConfigDict()
+    # negative_sampling: each positive against K sampled negatives (the RotatE reference);
+    # 1vsAll: each (h, r) query against every entity, softmax cross-entropy (LibKGE's 1vsAll);
+    # KvsAll: each distinct (h, r) query against every entity with all its known answers as
+    # multi-label targets, binary cross-entropy (TuckER, ConvE).
+    c.training.regime = "negative_sampling"
+    # Train on (t, r^-1, h) as well, an inverse relation per relation, and predict heads as
+    # tails of the inverse (Lacroix et al., ICML 2018): every query is a tail query.
+    c.training.reciprocal = False
+    c.training.label_smoothing = 0.0  # KvsAll: targets (1 - ls) y + 1 / V (TuckER's)
+    c.training.entity_dropout = 0.0  # dropout on the entity rows a step reads
+    c.training.relation_dropout = 0.0  # dropout on the relation rows a step reads
+
     c.loss = ml_collections.ConfigDict()
     c.loss.regularizer = regularizer  # none | l3 (reference: whole tables) | n3 (batch)
     c.loss.regularization = regularization
-    c.loss.subsampling = True  # RotatE's frequency-based weights
+    # Per-table multipliers of `regularization` (n3): LibKGE weighs entities and relations apart.
+    c.loss.entity_weight = 1.0
+    c.loss.relation_weight = 1.0
+    c.loss.subsampling = True  # RotatE's frequency-based weights (negative_sampling only)
 
     c.negatives = ml_collections.ConfigDict()
     c.negatives.sampler = "self_adversarial"  # or "uniform", "mmrns"
@@ -185,6 +203,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.optimizer.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.loss.regularizer in REGULARIZERS, "loss.regularizer", f"one of {REGULARIZERS}")
+    check(config.training.regime in REGIMES, "training.regime", f"one of {REGIMES}")
+    check(0 <= config.training.label_smoothing < 1, "training.label_smoothing", "in [0, 1)")
+    for key in ("training.entity_dropout", "training.relation_dropout"):
+        check(0 <= config_lib.get(config, key) < 1, key, "in [0, 1)")
+    if config.training.regime != "negative_sampling":
+        check(
+            not config.optimizer.row_sparse,
+            "optimizer.row_sparse",
+            f"False with training.regime={config.training.regime} (every entity row is read)",
+        )
+        check(
+            config.negatives.sampler != "mmrns",
+            "negatives.sampler",
+            f"not mmrns with training.regime={config.training.regime} (no negatives are drawn)",
+        )
     for key in (
         "batch_size",
         "num_steps",
@@ -259,6 +292,15 @@ def chunk_length(config: ml_collections.ConfigDict) -> int:
 # their absence did: a run saved without one reads back (and resumes) as if it held it.
 ADDED_KEYS = {
     "trainer": "kge",
+    "training": {
+        "regime": "negative_sampling",
+        "reciprocal": False,
+        "label_smoothing": 0.0,
+        "entity_dropout": 0.0,
+        "relation_dropout": 0.0,
+    },
+    "loss.entity_weight": 1.0,
+    "loss.relation_weight": 1.0,
     "mesh.rules": (),
     "optimizer.row_sparse": False,
     "negatives.shared_chunk_size": 0,

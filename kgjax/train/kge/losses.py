@@ -1,4 +1,4 @@
-"""Losses of negative-sampling KGE training and their regularisers.
+"""Losses of negative-sampling KGE training and the regularisers of every regime.
 
 Shapes: B batch, K negatives, D embedding width.
 """
@@ -53,13 +53,21 @@ def l3_regularizer(params: Params) -> jax.Array:
     return jnp.sum(jnp.abs(params["entity"]) ** 3) + jnp.sum(jnp.abs(params["relation"]) ** 3)
 
 
-def n3_regularizer(model: KGEModel, params: Params, positives: jax.Array) -> jax.Array:
+def n3_regularizer(
+    model: KGEModel,
+    params: Params,
+    positives: jax.Array,
+    weights: tuple[float, float] | None = None,
+) -> jax.Array:
     """N3 (Lacroix et al., ICML 2018) on the batch: mean_b sum_i |h_i|^3 + |r_i|^3 + |t_i|^3.
 
-    For complex embeddings |.| is the modulus of each complex coordinate.
+    For complex embeddings |.| is the modulus of each complex coordinate. Averaging over the
+    batch's rows weighs each entity and relation by how often the batch reads it (LibKGE's
+    "weighted" Lp penalty).
 
     Args:
       positives: int [B, 3].
+      weights: (entity, relation) multipliers of the two tables' terms; None: 1 and 1.
     """
 
     def cubed(x, is_complex):
@@ -69,9 +77,10 @@ def n3_regularizer(model: KGEModel, params: Params, positives: jax.Array) -> jax
         return jnp.sum(jnp.abs(x) ** 3, axis=-1)
 
     entity, relation = params["entity"], params["relation"]
-    per_triple = (
-        cubed(entity[positives[:, 0]], model.complex_entities)
-        + cubed(relation[positives[:, 1]], model.complex_relations)
-        + cubed(entity[positives[:, 2]], model.complex_entities)
-    )
-    return jnp.mean(per_triple)
+    head = cubed(entity[positives[:, 0]], model.complex_entities)
+    rel = cubed(relation[positives[:, 1]], model.complex_relations)
+    tail = cubed(entity[positives[:, 2]], model.complex_entities)
+    if weights is not None:
+        entity_weight, relation_weight = weights
+        head, rel, tail = entity_weight * head, relation_weight * rel, entity_weight * tail
+    return jnp.mean(head + rel + tail)

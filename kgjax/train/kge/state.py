@@ -15,8 +15,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from kgjax.data.triples import KGDataset, subsampling_weights
+from kgjax.data.triples import KGDataset, TripleIndex, subsampling_weights
 from kgjax.models.kge.base import KGEModel, Params
+from kgjax.ops import sampling
 from kgjax.ops.triple_index import DeviceTripleIndex
 from kgjax.parallel.layout import Layout
 
@@ -106,10 +107,16 @@ class TrainState:
 class TrainData:
     """The training split on the device.
 
+    The training examples are the triples (negative sampling, 1vsAll), with each inverse
+    (t, r + R, h) added when relations are reciprocal, or the distinct queries (KvsAll:
+    (anchor, relation, side) with side `sampling.TAIL_BATCH` for (h, r, ?) and
+    `sampling.HEAD_BATCH` for (?, r, t)).
+
     Attributes:
-      triples: int32 [n', 3], split by rows over the mesh ("triples"); n' >= n pads it.
+      triples: int32 [n', 3] examples, split by rows over the mesh ("triples"); n' >= n pads.
       weights: float32 [n'] subsampling weights (ones when subsampling is off), split alike.
-      index: the training triples' index, for filtered negatives (replicated).
+      index: the training triples' index (with their inverses when reciprocal), for filtered
+        negatives and KvsAll's targets (replicated).
       features: fixed per-entity arrays a sampler or model reads (e.g. MMRNS's text and
         visual features, [V, ...] each); {} when none are needed (replicated).
       num_triples: n, the real rows of `triples` (None: all of them).
@@ -133,14 +140,30 @@ class TrainData:
         subsampling: bool,
         features: dict[str, np.ndarray] | None = None,
         layout: Layout | None = None,
+        reciprocal: bool = False,
+        queries: bool = False,
     ) -> TrainData:
         """The training split on the layout's devices (default: the default device).
 
         Each process uploads only the rows of the triples its own devices hold.
+
+        Args:
+          subsampling: RotatE's frequency weights (else ones); with `queries`, always ones.
+          reciprocal: add (t, r + R, h) for every training triple (R relations become 2R).
+          queries: the examples are KvsAll's distinct queries instead of the triples.
         """
-        train = dataset.train
-        weights = subsampling_weights(train) if subsampling else np.ones(len(train), np.float32)
-        index = DeviceTripleIndex.from_host(dataset.triple_index(("train",)))
+        train = np.asarray(dataset.train, np.int32)
+        if reciprocal:
+            train = with_inverses(train, dataset.num_relations)
+            index = DeviceTripleIndex.from_host(TripleIndex.build(train, dataset.num_entities))
+        else:
+            index = DeviceTripleIndex.from_host(dataset.triple_index(("train",)))
+        if queries:
+            train = distinct_queries(train, both_sides=not reciprocal)
+        if subsampling and not queries:
+            weights = subsampling_weights(train)
+        else:
+            weights = np.ones(len(train), np.float32)
         features = {key: np.asarray(value) for key, value in (features or {}).items()}
         if layout is None:
             return cls(
@@ -157,3 +180,27 @@ class TrainData:
             features=layout.replicate(features),
             num_triples=len(train),
         )
+
+
+def with_inverses(triples: np.ndarray, num_relations: int) -> np.ndarray:
+    """int [n, 3] -> int32 [2n, 3]: the triples, then each inverse (t, r + R, h)."""
+    triples = np.asarray(triples, np.int32)
+    inverse = triples[:, ::-1].copy()
+    inverse[:, 1] += num_relations
+    return np.concatenate([triples, inverse])
+
+
+def distinct_queries(triples: np.ndarray, both_sides: bool = True) -> np.ndarray:
+    """KvsAll's examples: every distinct (h, r, ?) and, with `both_sides`, (?, r, t) query.
+
+    Returns:
+      int32 [q, 3] rows (anchor, relation, side): (h, r, TAIL_BATCH) and (t, r, HEAD_BATCH),
+      sorted (tails first, then heads).
+    """
+    triples = np.asarray(triples, np.int32)
+    tails = np.unique(triples[:, [0, 1]], axis=0)
+    sides = [np.column_stack([tails, np.full(len(tails), sampling.TAIL_BATCH, np.int32)])]
+    if both_sides:
+        heads = np.unique(triples[:, [2, 1]], axis=0)
+        sides.append(np.column_stack([heads, np.full(len(heads), sampling.HEAD_BATCH, np.int32)]))
+    return np.concatenate(sides).astype(np.int32)

@@ -24,7 +24,7 @@ import optax
 from kgjax.models.kge.base import KGEModel
 from kgjax.ops import sampling
 from kgjax.ops.permutation import shuffled_positions
-from kgjax.parallel.layout import Layout, RowTap
+from kgjax.parallel.layout import Layout, RowTap, TableView
 from kgjax.train import row_sparse
 from kgjax.train.kge import losses
 from kgjax.train.kge.negatives import SampleContext, with_self_negative
@@ -33,6 +33,9 @@ from kgjax.train.kge.state import TrainData, TrainState
 # Independent streams derived from the root key.
 _SHUFFLE_STREAM = 1
 _STEP_STREAM = 2
+_DROPOUT_STREAM = 3
+
+REGIMES = ("negative_sampling", "1vsAll", "KvsAll")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,13 @@ class StepSettings:
     row_sparse: bool = False  # config.optimizer.row_sparse
     optimizer: str = "adam"  # config.optimizer.name, for the row-sparse rule
     self_negative: bool = False  # config.negatives.self_negative
+    regime: str = "negative_sampling"  # config.training.regime, one of REGIMES
+    reciprocal: bool = False  # config.training.reciprocal: every example is a tail query
+    label_smoothing: float = 0.0  # config.training.label_smoothing (KvsAll)
+    entity_dropout: float = 0.0  # config.training.entity_dropout
+    relation_dropout: float = 0.0  # config.training.relation_dropout
+    entity_weight: float = 1.0  # config.loss.entity_weight (n3)
+    relation_weight: float = 1.0  # config.loss.relation_weight (n3)
 
 
 def select_batch(
@@ -55,23 +65,29 @@ def select_batch(
     step: jax.Array,
     batch_size: int,
     layout: Layout | None = None,
+    one_direction: bool = False,
 ):
-    """The positives of `step`: epochs of shuffled triples, one order per direction.
+    """The examples of `step`: epochs of shuffled training rows, one order per direction.
 
     Steps alternate head-batch (even) and tail-batch (odd), as the reference's
     bidirectional iterator does; each direction walks its own permutation of the training
-    triples, a new one every epoch, and drops the last partial batch.
+    triples, a new one every epoch, and drops the last partial batch. With `one_direction`
+    (reciprocal relations, or KvsAll queries that carry their side) every step walks one
+    permutation, tail-batch.
 
     Args:
       layout: where `data` lives; its triples are read through `Layout.take`.
 
     Returns:
-      (mode scalar, positives int32 [B, 3], weights float32 [B]).
+      (mode scalar, examples int32 [B, 3], weights float32 [B]).
     """
     num_triples = data.size
     steps_per_epoch = num_triples // batch_size
-    mode = jnp.where(step % 2 == 0, sampling.HEAD_BATCH, sampling.TAIL_BATCH)
-    direction_step = step // 2
+    if one_direction:
+        mode, direction_step = jnp.int32(sampling.TAIL_BATCH), step
+    else:
+        mode = jnp.where(step % 2 == 0, sampling.HEAD_BATCH, sampling.TAIL_BATCH)
+        direction_step = step // 2
     epoch = direction_step // steps_per_epoch
     shuffle_key = jax.random.fold_in(jax.random.fold_in(root_key, _SHUFFLE_STREAM), mode)
     positions = (direction_step % steps_per_epoch) * batch_size + jnp.arange(batch_size)
@@ -99,7 +115,7 @@ def train_step(
     settings: StepSettings,
     layout: Layout | None = None,
 ):
-    """One optimizer step of negative-sampling training.
+    """One optimizer step: negative sampling, 1vsAll or KvsAll (`settings.regime`).
 
     Args:
       layout: the mesh the state and data live on; None: one device, nothing split.
@@ -107,8 +123,12 @@ def train_step(
     Returns:
       (new state, metrics dict of scalars).
     """
-    mode, positives, weights = select_batch(data, root_key, state.step, settings.batch_size, layout)
+    one_direction = settings.reciprocal or settings.regime == "KvsAll"
+    mode, positives, weights = select_batch(
+        data, root_key, state.step, settings.batch_size, layout, one_direction
+    )
     negative_key = jax.random.fold_in(jax.random.fold_in(root_key, _STEP_STREAM), state.step)
+    dropout_key = jax.random.fold_in(jax.random.fold_in(root_key, _DROPOUT_STREAM), state.step)
 
     if settings.row_sparse and layout is None:
         layout = Layout.single_device(model.num_entities, model.num_relations)
@@ -121,12 +141,19 @@ def train_step(
             tables = layout.taps(params, sinks)
         else:
             tables = params if layout is None else layout.tables(params)
+        if settings.regime != "negative_sampling":
+            total, parts = _all_entities_loss(
+                model, settings, tables, positives, mode, data, dropout_key
+            )
+            return total, (parts, {})
         entity, relation = tables["entity"], tables["relation"]
         head, rel, tail = (
             entity[positives[:, 0]],
             relation[positives[:, 1]],
             entity[positives[:, 2]],
         )
+        if settings.entity_dropout or settings.relation_dropout:
+            head, rel, tail = _dropout(settings, dropout_key, head, rel, tail)
         tail_query = model.tail_query(head, rel)
         positive_scores = model.match(tail_query, tail)
         # Head-batch corrupts the head, so the query comes from (r, t); tail-batch from (h, r).
@@ -146,9 +173,7 @@ def train_step(
         if settings.regularizer == "l3":
             regularization = settings.regularization * losses.l3_regularizer(params)
         elif settings.regularizer == "n3":
-            regularization = settings.regularization * losses.n3_regularizer(
-                model, tables, positives
-            )
+            regularization = _n3(model, settings, tables, positives)
         else:
             regularization = jnp.float32(0.0)
         total = loss + regularization + sampler_loss
@@ -172,6 +197,99 @@ def train_step(
         opt_state=opt_state,
     )
     return new_state, metrics
+
+
+def _dropout(settings: StepSettings, key: jax.Array, head, rel, tail):
+    """Inverted dropout on a step's entity and relation rows (rates from `settings`)."""
+    keys = jax.random.split(key, 3)
+
+    def drop(key, rows, rate):
+        if not rate:
+            return rows
+        keep = jax.random.bernoulli(key, 1.0 - rate, rows.shape)
+        return jnp.where(keep, rows / (1.0 - rate), 0.0)
+
+    return (
+        drop(keys[0], head, settings.entity_dropout),
+        drop(keys[1], rel, settings.relation_dropout),
+        drop(keys[2], tail, settings.entity_dropout),
+    )
+
+
+def _n3(model: KGEModel, settings: StepSettings, tables, examples) -> jax.Array:
+    """The weighted N3 term: `regularization` times the batch's N3 with per-table weights."""
+    weights = (settings.entity_weight, settings.relation_weight)
+    if weights == (1.0, 1.0):
+        return settings.regularization * losses.n3_regularizer(model, tables, examples)
+    return settings.regularization * losses.n3_regularizer(model, tables, examples, weights)
+
+
+def _whole_table(table) -> jax.Array:
+    """A table's rows for scoring against all entities: the array, or a view's array."""
+    return table.table if isinstance(table, TableView) else table
+
+
+def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples, mode, data, key):
+    """The 1vsAll or KvsAll loss of a batch: each query scored against every entity.
+
+    1vsAll (examples: triples; the step's `mode` says which side is predicted, always the
+    tail with reciprocal relations): softmax cross-entropy of the true answer among all V
+    entities, -s_true + logsumexp_v s_v, averaged over the batch (LibKGE's 1vsAll).
+    KvsAll (examples: distinct queries (anchor, relation, side)): binary cross-entropy
+    against the multi-hot vector of all the query's known training answers, smoothed to
+    (1 - ls) y + 1 / V when ls > 0 (TuckER, ConvE), averaged over the B x V entries.
+
+    The [B, V] scores are what one step needs and live only inside it.
+
+    Returns:
+      (loss, metrics {"data_loss", "regularization"}).
+    """
+    entity, relation = tables["entity"], tables["relation"]
+    num_entities = model.num_entities
+    if settings.regime == "KvsAll":
+        anchors, relation_ids = examples[:, 0], examples[:, 1]
+        predict_tail = examples[:, 2] == sampling.TAIL_BATCH
+        # The n3 term reads each query's anchor and relation rows (no answer row).
+        regularized = jnp.stack([anchors, relation_ids, anchors], axis=1)
+    else:
+        predict_tail = jnp.broadcast_to(mode == sampling.TAIL_BATCH, examples[:, 0].shape)
+        anchors = jnp.where(predict_tail, examples[:, 0], examples[:, 2])
+        relation_ids = examples[:, 1]
+        regularized = examples
+    anchor, rel = entity[anchors], relation[relation_ids]
+    candidates = _whole_table(entity)[:num_entities]
+    if settings.entity_dropout or settings.relation_dropout:
+        anchor, rel, candidates = _dropout(settings, key, anchor, rel, candidates)
+    tail_query = model.tail_query(anchor, rel)
+    if settings.reciprocal:
+        query = tail_query  # every example is a tail query of a relation or its inverse
+    else:
+        query = jnp.where(predict_tail[:, None], tail_query, model.head_query(rel, anchor))
+    scores = model.match_all(query, candidates)  # [B, V]
+    if settings.regime == "KvsAll":
+        # One static budget for both sides, so that each row can take either.
+        budget = max(data.index.tails.max_answers, data.index.heads.max_answers)
+        tail_answers, tail_mask = data.index.tails.answers(anchors, relation_ids, budget)
+        head_answers, head_mask = data.index.heads.answers(anchors, relation_ids, budget)
+        answers = jnp.where(predict_tail[:, None], tail_answers, head_answers)
+        valid = jnp.where(predict_tail[:, None], tail_mask, head_mask)
+        rows = jnp.arange(scores.shape[0])[:, None]
+        targets = jnp.zeros(scores.shape).at[rows, answers].max(valid.astype(scores.dtype))
+        if settings.label_smoothing:
+            targets = (1.0 - settings.label_smoothing) * targets + 1.0 / num_entities
+        data_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(scores, targets))
+    else:
+        answers = jnp.where(predict_tail, examples[:, 2], examples[:, 0])
+        data_loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(scores, answers))
+    if settings.regularizer == "n3":
+        regularization = _n3(model, settings, tables, regularized)
+    elif settings.regularizer == "l3":
+        regularization = settings.regularization * losses.l3_regularizer(
+            {"entity": _whole_table(entity), "relation": _whole_table(relation)}
+        )
+    else:
+        regularization = jnp.float32(0.0)
+    return data_loss + regularization, {"data_loss": data_loss, "regularization": regularization}
 
 
 def make_train_chunk(

@@ -1,0 +1,193 @@
+"""Training regimes (1vsAll, KvsAll), reciprocal relations, dropout and weighted N3, checked
+against direct NumPy computations of what each step should optimise."""
+
+import functools
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from kgjax.config import ConfigError
+from kgjax.data.catalog import load_dataset
+from kgjax.evaluation.link_prediction import Evaluator
+from kgjax.models import kge as models
+from kgjax.ops import sampling
+from kgjax.train.kge import build, losses, step
+from kgjax.train.kge import config as kge_config
+from kgjax.train.kge.state import TrainData, TrainState, distinct_queries, with_inverses
+
+REPO = pathlib.Path(__file__).parents[1]
+
+
+def make_config(**training):
+    spec = importlib.util.spec_from_file_location("config", REPO / "configs" / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("distmult")
+    for key, value in training.items():
+        config.training[key] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def umls():
+    return load_dataset("umls")
+
+
+def one_step(config, dataset, step_index=0):
+    """The metrics of `step_index`'s loss at the initial parameters, with the batch used."""
+    parts = build.build(config, dataset.num_entities, dataset.num_relations)
+    data = parts.train_data(dataset)
+    model = parts.model
+    state = TrainState.create(model, parts.sampler, optax.sgd(0.0), jax.random.key(0))
+    state = state.replace(step=jnp.int32(step_index))
+    key = jax.random.key(3)
+    settings = parts.settings
+    one_direction = settings.reciprocal or settings.regime == "KvsAll"
+    mode, examples, _ = step.select_batch(
+        data, key, state.step, settings.batch_size, None, one_direction
+    )
+    train_step = jax.jit(
+        functools.partial(
+            step.train_step, model=model, sampler=parts.sampler, optimizer=optax.sgd(0.0),
+            schedule=optax.constant_schedule(0.0), settings=settings,
+        )
+    )  # fmt: skip
+    _, metrics = train_step(state, data, key)
+    return model, state.params, data, int(mode), np.asarray(examples), metrics
+
+
+@pytest.mark.parametrize("step_index", [0, 1])  # head-batch, then tail-batch
+def test_1vsall_loss_is_cross_entropy_against_every_entity(umls, step_index):
+    config = make_config(regime="1vsAll")
+    model, params, _, mode, examples, metrics = one_step(config, umls, step_index)
+    h, r, t = examples.T
+    if mode == sampling.TAIL_BATCH:
+        scores = np.asarray(model.score_t(params, h, r))
+        answers = t
+    else:
+        scores = np.asarray(model.score_h(params, r, t))
+        answers = h
+    # The negative-sampling cross-entropy with all V entities as the candidates.
+    scores = scores.astype(np.float64)
+    top = scores.max(1, keepdims=True)
+    log_z = np.log(np.exp(scores - top).sum(1)) + top[:, 0]
+    expected = np.mean(log_z - scores[np.arange(len(answers)), answers])
+    np.testing.assert_allclose(float(metrics["data_loss"]), expected, rtol=1e-5)
+
+
+def test_kvsall_targets_are_every_known_answer_of_the_query(umls):
+    config = make_config(regime="KvsAll", label_smoothing=0.1)
+    model, params, data, _, queries, metrics = one_step(config, umls)
+    known_tails, known_heads = {}, {}
+    for h, r, t in np.asarray(umls.train):
+        known_tails.setdefault((h, r), set()).add(t)
+        known_heads.setdefault((t, r), set()).add(h)
+    num = umls.num_entities
+    anchors, relations, sides = (jnp.asarray(x) for x in queries.T)
+    tail_scores = np.asarray(model.score_t(params, anchors, relations), np.float64)
+    head_scores = np.asarray(model.score_h(params, relations, anchors), np.float64)
+    losses = []
+    for row, (anchor, relation, side) in enumerate(queries):
+        if side == sampling.TAIL_BATCH:
+            answers, scores = known_tails[(anchor, relation)], tail_scores[row]
+        else:
+            answers, scores = known_heads[(anchor, relation)], head_scores[row]
+        targets = np.zeros(num)
+        targets[sorted(answers)] = 1.0
+        targets = 0.9 * targets + 1.0 / num
+        # Binary cross-entropy with logits.
+        losses.append(np.maximum(scores, 0) - scores * targets + np.log1p(np.exp(-np.abs(scores))))
+    np.testing.assert_allclose(float(metrics["data_loss"]), np.mean(losses), rtol=1e-5)
+
+
+def test_distinct_queries_and_inverses():
+    triples = np.array([[0, 0, 1], [0, 0, 2], [3, 1, 1], [0, 0, 2]], np.int32)
+    queries = distinct_queries(triples)
+    tails = {(a, r) for a, r, s in queries if s == sampling.TAIL_BATCH}
+    heads = {(a, r) for a, r, s in queries if s == sampling.HEAD_BATCH}
+    assert tails == {(0, 0), (3, 1)} and heads == {(1, 0), (2, 0), (1, 1)}
+    assert len(queries) == 5
+    both = with_inverses(triples[:2], num_relations=2)
+    np.testing.assert_array_equal(both, [[0, 0, 1], [0, 0, 2], [1, 2, 0], [2, 2, 0]])
+    assert {(a, r) for a, r, _ in distinct_queries(both, both_sides=False)} == {
+        (0, 0),
+        (1, 2),
+        (2, 2),
+    }
+
+
+def test_reciprocal_training_data_and_one_direction(umls):
+    config = make_config(reciprocal=True)
+    parts = build.build(config, umls.num_entities, umls.num_relations)
+    assert parts.model.num_relations == 2 * umls.num_relations
+    assert parts.inverse_offset == umls.num_relations
+    data = parts.train_data(umls)
+    assert data.size == 2 * len(umls.train)
+    # The index answers (t, r + R) -> h.
+    h, r, t = (jnp.asarray(x[:5]) for x in np.asarray(umls.train).T)
+    assert bool(jnp.all(data.index.tails.contains(t, r + umls.num_relations, h)))
+    for index in range(3):
+        mode, _, _ = step.select_batch(data, jax.random.key(0), jnp.int32(index), 16, None, True)
+        assert int(mode) == sampling.TAIL_BATCH
+
+
+@pytest.mark.parametrize("name", ["distmult", "complex"])
+def test_reciprocal_evaluation_equals_direct_when_inverses_match(umls, name):
+    # DistMult is symmetric in (h, t): the inverse of r is r. ComplEx: its conjugate.
+    model = models.get(name, umls.num_entities, umls.num_relations, dim=8, gamma=6.0)
+    params = model.init(jax.random.key(1))
+    relation = params["relation"]
+    if name == "complex":
+        re, im = jnp.split(relation, 2, axis=-1)
+        inverse = jnp.concatenate([re, -im], axis=-1)
+    else:
+        inverse = relation
+    doubled = models.get(name, umls.num_entities, 2 * umls.num_relations, dim=8, gamma=6.0)
+    doubled_params = {"entity": params["entity"], "relation": jnp.concatenate([relation, inverse])}
+    direct = Evaluator(model, umls, 64)(params, "test")
+    reciprocal = Evaluator(doubled, umls, 64, inverse_offset=umls.num_relations)
+    through_inverse = reciprocal(doubled_params, "test")
+    for side in ("head", "tail", "both"):
+        for metric in ("mrr", "hits@1", "hits@10"):
+            assert through_inverse[side][metric] == pytest.approx(direct[side][metric], abs=1e-6)
+
+
+def test_dropout_changes_the_loss_and_n3_weights_split_the_tables(umls):
+    base = one_step(make_config(regime="1vsAll"), umls)
+    dropped = one_step(make_config(regime="1vsAll", entity_dropout=0.5), umls)[5]
+    assert float(dropped["data_loss"]) != float(base[5]["data_loss"])
+    model, params, _, _, examples, _ = base
+    plain = losses.n3_regularizer(model, params, examples)
+    relation_only = losses.n3_regularizer(model, params, examples, (0.0, 1.0))
+    entity_only = losses.n3_regularizer(model, params, examples, (1.0, 0.0))
+    np.testing.assert_allclose(float(relation_only) + float(entity_only), float(plain), rtol=1e-5)
+    assert 0 < float(relation_only) < float(plain)
+
+
+def test_regime_config_errors():
+    for key, value, message in (
+        ("regime", "2vsAll", "training.regime"),
+        ("label_smoothing", 1.0, "training.label_smoothing"),
+        ("entity_dropout", -0.1, "training.entity_dropout"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            kge_config.validate(make_config(**{key: value}))
+    config = make_config(regime="KvsAll")
+    config.optimizer.row_sparse = True
+    with pytest.raises(ConfigError, match="optimizer.row_sparse"):
+        kge_config.validate(config)
+    config = make_config(regime="1vsAll")
+    config.negatives.sampler = "mmrns"
+    with pytest.raises(ConfigError, match="negatives.sampler"):
+        kge_config.validate(config)
+
+
+def test_train_data_without_the_regime_is_unchanged(umls):
+    # The negative-sampling examples are the training triples, as before regimes existed.
+    data = TrainData.from_dataset(umls, True)
+    np.testing.assert_array_equal(np.asarray(data.triples), np.asarray(umls.train, np.int32))
