@@ -1,4 +1,5 @@
-"""KGE models against the RotatE reference's formulas, written out in NumPy."""
+"""KGE models against their papers' formulas, written out in NumPy (the RotatE reference's,
+LibKGE's RESCAL and PairRE's repository)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,13 +7,14 @@ import numpy as np
 import pytest
 
 from kgjax.models import kge as models
-from kgjax.models.kge import base
+from kgjax.models.kge import base, translational
 
 V, R, D = 23, 5, 8
 
 
 def reference_score(name, h, r, t, gamma, embedding_range):
-    """The RotatE repository's model.py formulas (tail-batch form) on single triples."""
+    """The RotatE repository's model.py formulas (tail-batch form) on single triples, with
+    RESCAL's h^T M_r t and PairRE's score as its repository writes it."""
     if name == "transe":
         return gamma - np.abs(h + r - t).sum(-1)
     if name == "distmult":
@@ -33,7 +35,27 @@ def reference_score(name, h, r, t, gamma, embedding_range):
         re_s = re_h * re_r - im_h * im_r - re_t
         im_s = re_h * im_r + im_h * re_r - im_t
         return gamma - np.sqrt(re_s**2 + im_s**2).sum(-1)
+    if name == "rescal":
+        dim = h.shape[-1]
+        matrix = r.reshape(*r.shape[:-1], dim, dim)  # M_r[i, j] = r[i * D + j]
+        return np.einsum("...i,...ij,...j->...", h, matrix, t)
+    if name == "pairre":
+        re_head, re_tail = np.split(r, 2, -1)
+        h = h / np.maximum(np.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+        t = t / np.maximum(np.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+        return gamma - np.abs(h * re_head - t * re_tail).sum(-1)
     raise ValueError(name)
+
+
+# (De, Dr) per model, for D = dim.
+WIDTHS = {
+    "transe": lambda d: (d, d),
+    "distmult": lambda d: (d, d),
+    "complex": lambda d: (2 * d, 2 * d),
+    "rotate": lambda d: (2 * d, d),
+    "rescal": lambda d: (d, d * d),
+    "pairre": lambda d: (d, 2 * d),
+}
 
 
 @pytest.fixture(params=sorted(models.MODELS))
@@ -44,9 +66,16 @@ def model_and_params(request):
 
 def test_init_shapes_and_range(model_and_params):
     model, params = model_and_params
-    complex_entities = model.name in ("rotate", "complex")
-    assert params["entity"].shape == (V, 2 * D if complex_entities else D)
-    assert params["relation"].shape == (R, 2 * D if model.name == "complex" else D)
+    entity_width, relation_width = WIDTHS[model.name](D)
+    assert params["entity"].shape == (V, entity_width)
+    assert params["relation"].shape == (R, relation_width)
+    assert (model.entity_width, model.relation_width) == (entity_width, relation_width)
+    if model.name == "rescal":
+        # LibKGE's auto-initialisation: Normal(0, D^(-1/3)), unit-variance scores.
+        for table in params.values():
+            assert abs(float(jnp.std(table)) / D ** (-1 / 3) - 1) < 0.2
+            assert abs(float(jnp.mean(table))) < 0.1
+        return
     bound = (3.0 + 2.0) / D
     for table in params.values():
         assert float(jnp.max(jnp.abs(table))) <= bound
@@ -87,6 +116,14 @@ def test_embeddings_mathematical_form(model_and_params):
         np.testing.assert_allclose(out["entity"].imag, params["entity"][:, D:])
     else:
         assert not np.iscomplexobj(out["entity"])
+    if model.name == "rescal":
+        assert out["relation"].shape == (R, D, D)
+        np.testing.assert_array_equal(out["relation"][2, 1], params["relation"][2, D : 2 * D])
+    if model.name == "pairre":
+        # The entities the score sees (unit norm), relations as (r^H, r^T) pairs.
+        np.testing.assert_allclose(np.linalg.norm(out["entity"], axis=-1), 1.0, rtol=1e-6)
+        assert out["relation"].shape == (R, 2, D)
+        np.testing.assert_array_equal(out["relation"][:, 1], params["relation"][:, D:])
     if model.name == "rotate":
         phases = out["relation"]
         assert np.all(np.abs(phases) <= np.pi + 1e-5)
@@ -103,6 +140,8 @@ INTERACTIONS = {
     "rotate": models.RotatEInteraction(dim=D, gamma=3.0, entity_chunk_size=7),
     "distmult": models.DistMultInteraction(dim=D),
     "complex": models.ComplExInteraction(dim=D),
+    "rescal": models.RESCALInteraction(dim=D),
+    "pairre": models.PairREInteraction(dim=D, gamma=3.0, entity_chunk_size=7),
 }
 
 
@@ -133,6 +172,39 @@ def test_interaction_scores_any_vectors_as_the_model_scores_its_table_rows(model
     )
 
 
+def test_queries_match_rows_as_the_samplers_read_them(model_and_params):
+    # Per-positive negatives: match(q[:, None], rows [B, K, De]); shared negatives: one
+    # match_all per chunk of positives (negatives.py). Both sides, against score_hrt.
+    model, params = model_and_params
+    rng = np.random.default_rng(3)
+    h, r, t = rng.integers(0, V, 8), rng.integers(0, R, 8), rng.integers(0, V, 8)
+    ids = rng.integers(0, V, (8, 5))
+    shared = np.repeat(ids[::4], 4, 0)  # chunks of 4 positives share their rows
+
+    @jax.jit
+    def scores(params):
+        entity, relation = params["entity"], params["relation"]
+        tail_query = model.tail_query(entity[h], relation[r])
+        head_query = model.head_query(relation[r], entity[t])
+        chunks = jax.vmap(model.match_all)(tail_query.reshape(2, 4, -1), entity[ids[::4]])
+        got = (
+            model.match(tail_query[:, None, :], entity[ids]),
+            model.match(head_query[:, None, :], entity[ids]),
+            chunks.reshape(8, 5),
+        )
+        want = (
+            model.score_hrt(params, h[:, None], r[:, None], ids),
+            model.score_hrt(params, ids, r[:, None], t[:, None]),
+            model.score_hrt(params, h[:, None], r[:, None], shared),
+        )
+        return tail_query, head_query, got, want
+
+    tail_query, head_query, got, want = scores(params)
+    query_width = 2 * D if model.name == "pairre" else model.entity_width
+    assert tail_query.shape == head_query.shape == (8, query_width)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_model_and_interaction_are_static_jit_arguments():
     model = models.get("rotate", V, R, dim=D, gamma=3.0)
     assert hash(model) == hash(models.get("rotate", V, R, dim=D, gamma=3.0))
@@ -158,6 +230,22 @@ def test_rotate_gradient_is_finite_when_head_rotates_onto_tail():
         lambda p: model.score_hrt(p, jnp.array([0]), jnp.array([0]), jnp.array([1])).sum()
     )(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_pairre_gradient_is_finite_at_zero_differences_and_zero_entities():
+    model = models.get("pairre", 3, 1, dim=4, gamma=1.0)
+    entity = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)), jnp.float32)
+    # r^H = r^T and h = t: h o r^H - t o r^T = 0 for (0, 0, 1); entity 2 is all zeros.
+    params = {"entity": entity.at[1].set(entity[0]).at[2].set(0.0), "relation": jnp.ones((1, 8))}
+    h, r, t = jnp.array([0, 2]), jnp.array([0, 0]), jnp.array([1, 1])
+
+    @jax.jit
+    @jax.grad
+    def grads(params):
+        return model.score_hrt(params, h, r, t).sum() + model.score_t(params, h, r).sum()
+
+    for g in jax.tree.leaves(grads(params)):
+        assert bool(jnp.all(jnp.isfinite(g)))
 
 
 def test_get_rejects_unknown_names():
@@ -228,3 +316,31 @@ def _abs_with_zero_subgradient(x):
 def _complex(x):
     re, im = jnp.split(x, 2, -1)
     return re + 1j * im
+
+
+def test_pairre_distance_backward_matches_autodiff_with_broadcasting_and_zeros():
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(4, 1, 12)).astype(np.float32)  # [q_1 | q_2], over 5 candidates
+    candidate = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    # Zero differences (q_1 = q_2 = 0 in coordinate 2), and a zero candidate (below eps).
+    query[0, 0, [2, 8]] = 0.0
+    candidate[1, 2] = 0.0
+    cotangent = rng.normal(size=(4, 5)).astype(np.float32)
+
+    def plain(q, c):
+        # Autodiff of the reference's F.normalize and torch.norm(p=1).
+        first, scale = jnp.split(q, 2, -1)
+        unit = c / jnp.sqrt(jnp.maximum(jnp.sum(c * c, -1, keepdims=True), 1e-24))
+        return jnp.sum(_abs_with_zero_subgradient(first - unit * scale), -1)
+
+    def pullback(fn):
+        value, vjp = jax.vjp(fn, jnp.asarray(query), jnp.asarray(candidate))
+        return value, *vjp(jnp.asarray(cotangent))
+
+    value, d_query, d_candidate = jax.jit(lambda: pullback(translational.pairre_distance))()
+    expected = pullback(plain)
+    np.testing.assert_allclose(value, expected[0], rtol=1e-6)
+    assert d_query.shape == query.shape and d_candidate.shape == candidate.shape
+    assert np.all(np.isfinite(d_candidate)) and np.any(d_candidate[1, 2] != 0)
+    np.testing.assert_allclose(d_query, expected[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_candidate, expected[2], rtol=1e-5, atol=1e-5)

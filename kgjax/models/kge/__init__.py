@@ -11,14 +11,31 @@ from __future__ import annotations
 import dataclasses
 
 from kgjax.models.kge.base import EmbeddingTables, Interaction, KGEModel, Params
-from kgjax.models.kge.bilinear import ComplEx, ComplExInteraction, DistMult, DistMultInteraction
-from kgjax.models.kge.translational import RotatE, RotatEInteraction, TransE, TransEInteraction
+from kgjax.models.kge.bilinear import (
+    RESCAL,
+    ComplEx,
+    ComplExInteraction,
+    DistMult,
+    DistMultInteraction,
+    RESCALInteraction,
+)
+from kgjax.models.kge.translational import (
+    PairRE,
+    PairREInteraction,
+    RotatE,
+    RotatEInteraction,
+    TransE,
+    TransEInteraction,
+)
 
-MODELS: dict[str, type[KGEModel]] = {cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE)}
+MODELS: dict[str, type[KGEModel]] = {
+    cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE, RESCAL, PairRE)
+}
 
 
 def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel:
-    """Builds a KGE model by name (case-insensitive): transe, distmult, complex, rotate.
+    """Builds a KGE model by name (case-insensitive): transe, distmult, complex, rotate,
+    rescal, pairre.
 
     Args:
       name: the model's name.
@@ -44,6 +61,7 @@ def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel
 
 __all__ = [
     "MODELS",
+    "RESCAL",
     "ComplEx",
     "ComplExInteraction",
     "DistMult",
@@ -51,7 +69,10 @@ __all__ = [
     "EmbeddingTables",
     "Interaction",
     "KGEModel",
+    "PairRE",
+    "PairREInteraction",
     "Params",
+    "RESCALInteraction",
     "RotatE",
     "RotatEInteraction",
     "TransE",

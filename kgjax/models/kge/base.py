@@ -16,7 +16,9 @@ A *representation* (`EmbeddingTables`) makes the vectors: here free parameter ta
 one interaction with the tables and scores triples given as ids.
 
 Shapes: B batch, K negatives, V entities, R relations, D embedding width, De and Dr the
-widths of an entity and a relation vector (2D for a complex one, stored as [re | im]).
+widths of an entity and a relation vector (2D for a complex one, stored as [re | im]), Dq the
+width of a query: De, except where an interaction says otherwise (PairRE's query carries the
+relation's candidate-side vector too: Dq = 2De).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class Interaction(abc.ABC):
           relation: [..., Dr], broadcastable against `head`'s leading shape.
 
         Returns:
-          [..., De].
+          [..., Dq].
         """
 
     @abc.abstractmethod
@@ -86,7 +88,7 @@ class Interaction(abc.ABC):
           tail: [..., De], broadcastable against `relation`'s leading shape.
 
         Returns:
-          [..., De].
+          [..., Dq].
         """
 
     @abc.abstractmethod
@@ -94,7 +96,7 @@ class Interaction(abc.ABC):
         """Scores queries against candidates.
 
         Args:
-          query: [..., De].
+          query: [..., Dq].
           candidate: [..., De], broadcastable against `query`'s leading shape.
 
         Returns:
@@ -106,7 +108,7 @@ class Interaction(abc.ABC):
         """Scores every query against every candidate.
 
         Args:
-          query: [B, De].
+          query: [B, Dq].
           candidates: [V, De].
 
         Returns:
@@ -128,7 +130,7 @@ class DistanceInteraction(Interaction):
     entity_chunk_size: int = 4096
 
     def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
-        """Scores every query against every candidate: [B, De], [V, De] -> [B, V].
+        """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V].
 
         The candidates are scored in blocks so that a distance never holds [B, V, De].
         """
@@ -166,6 +168,8 @@ class EmbeddingTables:
       bound: the initialisation range.
       complex_entities: whether entity rows hold [re | im] halves.
       complex_relations: whether relation rows hold [re | im] halves.
+      std: None: Uniform(-bound, bound) tables (the RotatE reference); else Normal(0, std)
+        (LibKGE's RESCAL).
     """
 
     num_entities: int
@@ -175,14 +179,27 @@ class EmbeddingTables:
     bound: float
     complex_entities: bool = False
     complex_relations: bool = False
+    std: float | None = None
 
     def init(self, rng: jax.Array) -> Params:
-        """Uniform(-bound, bound) tables, as the RotatE reference initialises them.
+        """Uniform(-bound, bound) tables, as the RotatE reference initialises them, or
+        Normal(0, std) ones where `std` is set.
 
         Returns:
           {"entity": float32 [V, De], "relation": float32 [R, Dr]}.
         """
         entity_key, relation_key = jax.random.split(rng)
+        if self.std is not None:
+            return {
+                "entity": self.std
+                * jax.random.normal(
+                    entity_key, (self.num_entities, self.entity_width), jnp.float32
+                ),
+                "relation": self.std
+                * jax.random.normal(
+                    relation_key, (self.num_relations, self.relation_width), jnp.float32
+                ),
+            }
         bound = self.bound
         return {
             "entity": jax.random.uniform(
@@ -225,7 +242,7 @@ class KGEModel:
       num_relations: R.
       dim: the embedding size in the paper's sense (complex dimensions for complex models).
       gamma: the margin of distance models; with the RotatE reference it also sets the
-        initialisation range (gamma + 2) / dim for every model.
+        initialisation range (gamma + 2) / dim for every model but RESCAL.
       entity_chunk_size: candidates scored per block in `score_t`/`score_h` for distance
         models, bounding the [B, chunk, De] intermediate.
     """
@@ -293,19 +310,19 @@ class KGEModel:
     # --- the interaction's functions (`Interaction` documents them) -------------------------
 
     def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
-        """[..., De], [..., Dr] -> [..., De]: what a true tail should match."""
+        """[..., De], [..., Dr] -> [..., Dq]: what a true tail should match."""
         return self.interaction.tail_query(head, relation)
 
     def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
-        """[..., Dr], [..., De] -> [..., De]: what a true head should match."""
+        """[..., Dr], [..., De] -> [..., Dq]: what a true head should match."""
         return self.interaction.head_query(relation, tail)
 
     def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
-        """Scores broadcastable [..., De] queries against [..., De] candidates -> [...]."""
+        """Scores broadcastable [..., Dq] queries against [..., De] candidates -> [...]."""
         return self.interaction.match(query, candidate)
 
     def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
-        """Scores every query against every candidate: [B, De], [V, De] -> [B, V]."""
+        """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V]."""
         return self.interaction.match_all(query, candidates)
 
     # --- scoring by ids, in the names KGE users know ----------------------------------------

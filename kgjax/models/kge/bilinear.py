@@ -1,18 +1,28 @@
-"""Bilinear (semantic matching) models: DistMult and ComplEx.
+"""Bilinear (semantic matching) models: DistMult, ComplEx and RESCAL.
 
-Both score by a dot product of a query with the candidate, so scoring against all entities
-is one matrix product. Scoring follows the RotatE reference implementation.
+All score by a dot product of a query with the candidate, so scoring against all entities
+is one matrix product. DistMult and ComplEx follow the RotatE reference implementation,
+RESCAL LibKGE's (github.com/uma-pi1/kge, kge/model/rescal.py).
 
-Shapes: D embedding width (`dim`), De and Dr entity and relation widths.
+Shapes: V entities, R relations, D embedding width (`dim`), De and Dr entity and relation
+widths.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
-from kgjax.models.kge.base import BilinearInteraction, KGEModel, split_complex
+from kgjax.models.kge.base import (
+    BilinearInteraction,
+    EmbeddingTables,
+    KGEModel,
+    Params,
+    split_complex,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +64,33 @@ class ComplExInteraction(BilinearInteraction):
 
 
 @dataclasses.dataclass(frozen=True)
+class RESCALInteraction(BilinearInteraction):
+    """RESCAL (Nickel et al., ICML 2011): score(h, r, t) = h^T M_r t
+    = sum_ij h_i M_r[i, j] t_j, with M_r a full D x D matrix per relation.
+
+    h, t [..., D] are real (De = D); M_r is stored row-major as one relation row r
+    [..., D * D] (Dr = D^2, M_r[i, j] = r[i * D + j], LibKGE's layout). The tail query is
+    h^T M_r and the head query M_r t, both [..., D], so a candidate is matched by the dot
+    product and all entities by one matrix product.
+    """
+
+    @property
+    def relation_width(self) -> int:
+        """Dr = D^2."""
+        return self.dim * self.dim
+
+    def matrix(self, relation: jax.Array) -> jax.Array:
+        """[..., D * D] stored relation -> [..., D, D] M_r."""
+        return relation.reshape(*relation.shape[:-1], self.dim, self.dim)
+
+    def tail_query(self, head, relation):
+        return jnp.einsum("...i,...ij->...j", head, self.matrix(relation))
+
+    def head_query(self, relation, tail):
+        return jnp.einsum("...ij,...j->...i", self.matrix(relation), tail)
+
+
+@dataclasses.dataclass(frozen=True)
 class DistMult(KGEModel):
     """DistMult on free tables: `DistMultInteraction` over `EmbeddingTables`."""
 
@@ -67,3 +104,28 @@ class ComplEx(KGEModel):
 
     name = "complex"
     interaction_class = ComplExInteraction
+
+
+@dataclasses.dataclass(frozen=True)
+class RESCAL(KGEModel):
+    """RESCAL on free tables: `RESCALInteraction` over `EmbeddingTables`.
+
+    Initialised as LibKGE's RESCAL with `auto_initialization` (kge/model/rescal.py): entries
+    of both tables Normal(0, D^(-1/3)), so that h^T M_r t has unit variance at the start
+    (Var = D^2 std^6). PyKEEN draws Uniform(0, 1) instead: all-positive scores of about D^2 / 8,
+    which the sigmoid loss here saturates. `gamma` plays no part in the score or the tables;
+    it still sets `embedding_range`, the scale `text.init=text` projects entities to.
+    """
+
+    name = "rescal"
+    interaction_class = RESCALInteraction
+
+    @property
+    def tables(self) -> EmbeddingTables:
+        return dataclasses.replace(super().tables, std=self.dim ** (-1.0 / 3.0))
+
+    def embeddings(self, params: Params) -> dict[str, np.ndarray]:
+        """Entity vectors [V, D] and relation matrices [R, D, D]."""
+        entity = np.asarray(params["entity"], np.float32)
+        relation = np.asarray(params["relation"], np.float32)
+        return {"entity": entity, "relation": relation.reshape(-1, self.dim, self.dim)}
