@@ -40,6 +40,8 @@ class TrainedRun:
       layout: the devices the parameters were restored onto (see `restore`).
       sharded_params: the tables as the layout holds them (padded, split): what
         `Evaluator` and `link_prediction.score_all` take.
+      inverse_offset: R when the run trained reciprocal relations (r + R is r's inverse,
+        through which heads are predicted), else None.
     """
 
     workdir: str
@@ -50,6 +52,7 @@ class TrainedRun:
     layout: Layout
     sharded_params: Params
     step: int
+    inverse_offset: int | None = None  # R when trained with reciprocal relations
 
     @functools.cached_property
     def params(self) -> dict[str, np.ndarray]:
@@ -84,7 +87,8 @@ def restore(workdir: str, devices=None) -> TrainedRun:
         parts = build_lib.build(config, len(entities), len(relations), devices)
     except ConfigError:
         # The run's mesh does not fit these devices: split the tables over all of them.
-        model = build_lib.make_model(config.model, len(entities), len(relations))
+        model_relations = len(relations) * (2 if config.training.reciprocal else 1)
+        model = build_lib.make_model(config.model, len(entities), model_relations)
         layout = Layout.create(
             model.num_entities,
             model.num_relations,
@@ -103,8 +107,9 @@ def restore(workdir: str, devices=None) -> TrainedRun:
     state = checkpointer.restore(parts.abstract_state(), step)
     checkpointer.close()
     return TrainedRun(
-        workdir, config, entities, relations, parts.model, parts.layout, state.params, step
-    )
+        workdir, config, entities, relations, parts.model, parts.layout, state.params, step,
+        parts.inverse_offset,
+    )  # fmt: skip
 
 
 def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
@@ -124,7 +129,7 @@ def evaluate_run(workdir: str, splits=("valid", "test")) -> dict:
             f"{len(run.entities)} / {len(run.relations)} at training)"
         )
     batch_size = run.config.evaluation.batch_size
-    evaluator = Evaluator(run.model, dataset, batch_size, run.layout)
+    evaluator = Evaluator(run.model, dataset, batch_size, run.layout, run.inverse_offset)
     ranks = {split: evaluator.ranks(run.sharded_params, split) for split in splits}
     results = {
         "step": run.step,
@@ -162,7 +167,9 @@ def predict(
     r = np.asarray([run.relations.id(relation, "relation")])
     anchor = np.asarray([run.entities.id(head if head is not None else tail, "entity")])
     # Each device scores its own rows of the table; only the [V] scores come back.
-    scores = score_all(run.model, run.sharded_params, anchor, r, head is not None, run.layout)[0]
+    scores = score_all(
+        run.model, run.sharded_params, anchor, r, head is not None, run.layout, run.inverse_offset
+    )[0]
     top = np.argsort(-scores, kind="stable")[: min(top_k, len(scores))]
     return [(run.entities.names[i], float(scores[i])) for i in top]
 
