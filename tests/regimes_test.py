@@ -191,3 +191,67 @@ def test_train_data_without_the_regime_is_unchanged(umls):
     # The negative-sampling examples are the training triples, as before regimes existed.
     data = TrainData.from_dataset(umls, True)
     np.testing.assert_array_equal(np.asarray(data.triples), np.asarray(umls.train, np.int32))
+
+
+# --- on a mesh whose entity table is split (8 fake devices, in a subprocess) -------------
+
+
+def _split_table_steps(out_path: str) -> None:
+    """One step of each all-entity regime on mesh (data 2, model 4) and on one device."""
+    import json
+
+    import jax
+
+    from kgjax.train.kge import build
+
+    dataset = load_dataset("umls")
+    report = {}
+    for regime, extra in (("1vsAll", {}), ("KvsAll", {"label_smoothing": 0.1})):
+        losses_and_params = []
+        for axes in ((("data", 1), ("model", 1)), (("data", 2), ("model", 4))):
+            config = make_config(regime=regime, **extra)
+            config.mesh.axes = axes
+            devices = jax.devices()[: 1 if axes[1][1] == 1 else 8]
+            parts = build.build(config, dataset.num_entities, dataset.num_relations, devices)
+            state = parts.initial_state(jax.random.key(0))
+            state, metrics = parts.train_chunk(2)(
+                state, parts.train_data(dataset), jax.random.key(1)
+            )
+            params = parts.layout.unpad_params(jax.tree.map(parts.layout.fetch, state.params))
+            losses_and_params.append((np.asarray(metrics["data_loss"]), params))
+        (one_loss, one), (mesh_loss, mesh) = losses_and_params
+        report[regime] = {
+            "split": True,
+            "loss_difference": float(np.abs(one_loss - mesh_loss).max()),
+            "param_difference": max(
+                float(np.abs(one[k] - mesh[k]).max()) for k in ("entity", "relation")
+            ),
+        }
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+
+
+def test_all_entity_regimes_on_a_split_table_match_one_device(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    process = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for regime in ("1vsAll", "KvsAll"):
+        assert report[regime]["loss_difference"] < 1e-5, report
+        assert report[regime]["param_difference"] < 1e-5, report
+
+
+if __name__ == "__main__":
+    import sys
+
+    _split_table_steps(sys.argv[1])

@@ -20,11 +20,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 
 from kgjax.models.kge.base import KGEModel
 from kgjax.ops import sampling
 from kgjax.ops.permutation import shuffled_positions
-from kgjax.parallel.layout import Layout, RowTap, TableView
+from kgjax.parallel.layout import Layout, RowTap, TableView, shard_map
 from kgjax.train import row_sparse
 from kgjax.train.kge import losses
 from kgjax.train.kge.negatives import SampleContext, with_self_negative
@@ -143,7 +144,7 @@ def train_step(
             tables = params if layout is None else layout.tables(params)
         if settings.regime != "negative_sampling":
             total, parts = _all_entities_loss(
-                model, settings, tables, positives, mode, data, dropout_key
+                model, settings, tables, positives, mode, data, dropout_key, layout
             )
             return total, (parts, {})
         entity, relation = tables["entity"], tables["relation"]
@@ -204,7 +205,7 @@ def _dropout(settings: StepSettings, key: jax.Array, head, rel, tail):
     keys = jax.random.split(key, 3)
 
     def drop(key, rows, rate):
-        if not rate:
+        if not rate or rows is None:
             return rows
         keep = jax.random.bernoulli(key, 1.0 - rate, rows.shape)
         return jnp.where(keep, rows / (1.0 - rate), 0.0)
@@ -229,7 +230,9 @@ def _whole_table(table) -> jax.Array:
     return table.table if isinstance(table, TableView) else table
 
 
-def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples, mode, data, key):
+def _all_entities_loss(
+    model: KGEModel, settings: StepSettings, tables, examples, mode, data, key, layout=None
+):
     """The 1vsAll or KvsAll loss of a batch: each query scored against every entity.
 
     1vsAll (examples: triples; the step's `mode` says which side is predicted, always the
@@ -239,7 +242,10 @@ def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples
     against the multi-hot vector of all the query's known training answers, smoothed to
     (1 - ls) y + 1 / V when ls > 0 (TuckER, ConvE), averaged over the B x V entries.
 
-    The [B, V] scores are what one step needs and live only inside it.
+    The [B, V] scores are what one step needs and live only inside it. With the entity table
+    split by rows over a mesh, each device scores only its own rows and the normaliser (or
+    the BCE sum) is combined across the shards (`_split_table_losses`); the table is never
+    gathered.
 
     Returns:
       (loss, metrics {"data_loss", "regularization"}).
@@ -257,7 +263,8 @@ def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples
         relation_ids = examples[:, 1]
         regularized = examples
     anchor, rel = entity[anchors], relation[relation_ids]
-    candidates = _whole_table(entity)[:num_entities]
+    split = layout is not None and layout.size("entity") > 1
+    candidates = None if split else _whole_table(entity)[:num_entities]
     if settings.entity_dropout or settings.relation_dropout:
         anchor, rel, candidates = _dropout(settings, key, anchor, rel, candidates)
     tail_query = model.tail_query(anchor, rel)
@@ -265,7 +272,6 @@ def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples
         query = tail_query  # every example is a tail query of a relation or its inverse
     else:
         query = jnp.where(predict_tail[:, None], tail_query, model.head_query(rel, anchor))
-    scores = model.match_all(query, candidates)  # [B, V]
     if settings.regime == "KvsAll":
         # One static budget for both sides, so that each row can take either.
         budget = max(data.index.tails.max_answers, data.index.heads.max_answers)
@@ -273,13 +279,23 @@ def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples
         head_answers, head_mask = data.index.heads.answers(anchors, relation_ids, budget)
         answers = jnp.where(predict_tail[:, None], tail_answers, head_answers)
         valid = jnp.where(predict_tail[:, None], tail_mask, head_mask)
+    else:
+        answers = jnp.where(predict_tail, examples[:, 2], examples[:, 0])
+        valid = None
+    if split:
+        key = jax.random.fold_in(key, 1) if settings.entity_dropout else None
+        data_loss = jnp.mean(
+            _split_table_losses(model, settings, layout, entity.table, query, answers, valid, key)
+        )
+    elif settings.regime == "KvsAll":
+        scores = model.match_all(query, candidates)  # [B, V]
         rows = jnp.arange(scores.shape[0])[:, None]
         targets = jnp.zeros(scores.shape).at[rows, answers].max(valid.astype(scores.dtype))
         if settings.label_smoothing:
             targets = (1.0 - settings.label_smoothing) * targets + 1.0 / num_entities
         data_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(scores, targets))
     else:
-        answers = jnp.where(predict_tail, examples[:, 2], examples[:, 0])
+        scores = model.match_all(query, candidates)  # [B, V]
         data_loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(scores, answers))
     if settings.regularizer == "n3":
         regularization = _n3(model, settings, tables, regularized)
@@ -290,6 +306,75 @@ def _all_entities_loss(model: KGEModel, settings: StepSettings, tables, examples
     else:
         regularization = jnp.float32(0.0)
     return data_loss + regularization, {"data_loss": data_loss, "regularization": regularization}
+
+
+def _split_table_losses(model, settings, layout, table, query, answers, valid, key):
+    """Each example's 1vsAll or KvsAll loss against a row-split entity table, per shard.
+
+    Every device scores its group's queries against its own rows only ([b, V' / Xm]); the
+    softmax normaliser is max- and sum-combined across the model axis (1vsAll), the BCE
+    terms summed (KvsAll). Padding rows (>= V) are no candidates.
+
+    Args:
+      table: [V', De] the entity table, split by rows along "entity" (V' >= V padded).
+      query: [B, Dq]; answers: int [B] (1vsAll) or [B, W] with `valid` bool [B, W] (KvsAll).
+      key: PRNG key of the candidates' dropout (folded with the shard's index), or None.
+
+    Returns:
+      float [B]: each example's loss.
+    """
+    row_axes = layout.mesh_axes("entity")
+    data_axes = tuple(a for a in layout.mesh_axes("batch") if a not in row_axes)
+    num_entities = model.num_entities
+    kvs = settings.regime == "KvsAll"
+    rate = settings.entity_dropout
+
+    def body(shard, query, answers, valid):
+        offset = layout.shard_offset("entity", shard.shape[0])
+        if key is not None:
+            index = offset // shard.shape[0]
+            keep = jax.random.bernoulli(jax.random.fold_in(key, index), 1.0 - rate, shard.shape)
+            shard = jnp.where(keep, shard / (1.0 - rate), 0.0)
+        scores = model.match_all(query, shard)  # [b, V' / Xm]
+        columns = offset + jnp.arange(shard.shape[0])
+        real = columns < num_entities
+        if kvs:
+            local = answers - offset
+            owned = valid & (local >= 0) & (local < shard.shape[0])
+            rows = jnp.arange(scores.shape[0])[:, None]
+            targets = (
+                jnp.zeros(scores.shape)
+                .at[rows, jnp.where(owned, local, 0)]
+                .max(owned.astype(scores.dtype))
+            )
+            if settings.label_smoothing:
+                targets = (1.0 - settings.label_smoothing) * targets + 1.0 / num_entities
+            terms = jnp.where(real, optax.sigmoid_binary_cross_entropy(scores, targets), 0.0)
+            return jax.lax.psum(jnp.sum(terms, axis=1), row_axes) / num_entities
+        scores = jnp.where(real, scores, -jnp.inf)
+        # The shift only steadies exp: no gradient (pmax has none, and none is needed).
+        top = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(scores, axis=1)), row_axes)
+        total = jax.lax.psum(jnp.sum(jnp.exp(scores - top[:, None]), axis=1), row_axes)
+        local = answers - offset
+        owned = (local >= 0) & (local < shard.shape[0])
+        true = jnp.take_along_axis(scores, jnp.where(owned, local, 0)[:, None], axis=1)[:, 0]
+        true = jax.lax.psum(jnp.where(owned, true, 0.0), row_axes)
+        return top + jnp.log(total) - true
+
+    batch = P(data_axes or None)
+    valid = jnp.zeros(answers.shape, bool) if valid is None else valid
+    return shard_map(
+        body,
+        mesh=layout.mesh,
+        in_specs=(
+            P(row_axes, None),
+            P(data_axes or None, None),
+            P(data_axes or None, *([None] * (answers.ndim - 1))),
+            P(data_axes or None, *([None] * (valid.ndim - 1))),
+        ),
+        out_specs=batch,
+        check=False,
+    )(table, query, answers, valid)
 
 
 def make_train_chunk(
