@@ -151,7 +151,10 @@ def evaluate(
         subset = (
             whole
             if unseen_triples.all()
-            else evaluate_triples(model, variant, triples[unseen_triples], index, batch_size)
+            else evaluate_triples(
+                model, variant, triples[unseen_triples], index, batch_size,
+                inverse_offset=evaluator.inverse_offset,
+            )  # fmt: skip
         )
         out[name] = {split: whole, f"{split}_unseen": subset}
     return out
