@@ -152,7 +152,11 @@ def evaluate(
             whole
             if unseen_triples.all()
             else evaluate_triples(
-                model, variant, triples[unseen_triples], index, batch_size,
+                model,
+                variant,
+                triples[unseen_triples],
+                index,
+                batch_size,
                 inverse_offset=evaluator.inverse_offset,
             )  # fmt: skip
         )
