@@ -158,7 +158,7 @@ def evaluate(
                 index,
                 batch_size,
                 inverse_offset=evaluator.inverse_offset,
-            )  # fmt: skip
+            )
         )
         out[name] = {split: whole, f"{split}_unseen": subset}
     return out
