@@ -2,7 +2,6 @@
 against direct NumPy computations of what each step should optimise."""
 
 import functools
-import importlib.util
 import pathlib
 
 import jax
@@ -11,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from kgjax import config as config_lib
 from kgjax.config import ConfigError
 from kgjax.data.catalog import load_dataset
 from kgjax.evaluation.link_prediction import Evaluator
@@ -24,13 +24,9 @@ REPO = pathlib.Path(__file__).parents[1]
 
 
 def make_config(**training):
-    spec = importlib.util.spec_from_file_location("config", REPO / "configs" / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("distmult")
-    for key, value in training.items():
-        config.training[key] = value
-    return config
+    """configs/test.py's DistMult with `training.<key> = value` overrides."""
+    overrides = {f"training.{key}": value for key, value in training.items()}
+    return config_lib.from_file(f"{REPO}/configs/test.py:distmult", overrides)
 
 
 @pytest.fixture(scope="module")

@@ -173,15 +173,7 @@ def filtered_ranks(
     return ranks.transpose(1, 0, 2).reshape(4, -1)[:, :n]
 
 
-def evaluate(
-    model: KGEModel,
-    params: Params,
-    triples: np.ndarray,
-    index: DeviceTripleIndex,
-    batch_size: int,
-    layout: Layout | None = None,
-    inverse_offset: int | None = None,
-) -> dict:
+def evaluate(model, params, triples, index, batch_size, layout=None, inverse_offset=None) -> dict:
     """Filtered MR, MRR and Hits@k of `triples` (see `link_prediction_metrics`).
 
     Args: as for `filtered_ranks`.

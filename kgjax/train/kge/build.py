@@ -75,23 +75,25 @@ def make_layout(
 def step_settings(config: ml_collections.ConfigDict) -> StepSettings:
     """The training step's static settings, from the sections that shape the step."""
     adversarial = config.negatives.sampler == "self_adversarial"
+    loss, training = config.loss, config.training
     return StepSettings(
         batch_size=config.batch_size,
         adversarial_temperature=(config.negatives.adversarial_temperature if adversarial else None),
-        subsampling=config.loss.subsampling,
-        regularizer=config.loss.regularizer,
-        regularization=config.loss.regularization,
         row_sparse=config.optimizer.row_sparse,
         optimizer=config.optimizer.name,
         self_negative=config.negatives.self_negative,
-        regime=config.training.regime,
-        reciprocal=config.training.reciprocal,
-        label_smoothing=config.training.label_smoothing,
-        entity_dropout=config.training.entity_dropout,
-        relation_dropout=config.training.relation_dropout,
-        entity_weight=config.loss.entity_weight,
-        relation_weight=config.loss.relation_weight,
+        # The rest are the sections' own keys, under the same names.
+        **{key: loss[key] for key in _LOSS_SETTINGS},
+        **{key: training[key] for key in _TRAINING_SETTINGS},
     )
+
+
+_LOSS_SETTINGS = (
+    "subsampling", "regularizer", "regularization", "entity_weight", "relation_weight",
+)  # fmt: skip
+_TRAINING_SETTINGS = (
+    "regime", "reciprocal", "label_smoothing", "entity_dropout", "relation_dropout",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
