@@ -58,7 +58,9 @@ WIDTHS = {
 }
 
 
-@pytest.fixture(params=sorted(models.MODELS))
+# The models over the two tables alone; TuckER and ConvE (weights of their own, dropout) have
+# tests/tucker_conve_test.py.
+@pytest.fixture(params=sorted(WIDTHS))
 def model_and_params(request):
     model = models.get(request.param, V, R, dim=D, gamma=3.0, entity_chunk_size=7)
     return model, model.init(jax.random.key(0))
@@ -72,6 +74,7 @@ def test_init_shapes_and_range(model_and_params):
     assert (model.entity_width, model.relation_width) == (entity_width, relation_width)
     if model.name == "rescal":
         # LibKGE's auto-initialisation: Normal(0, D^(-1/3)), unit-variance scores.
+        assert model.embedding_range == pytest.approx(np.sqrt(3) * D ** (-1 / 3))
         for table in params.values():
             assert abs(float(jnp.std(table)) / D ** (-1 / 3) - 1) < 0.2
             assert abs(float(jnp.mean(table))) < 0.1

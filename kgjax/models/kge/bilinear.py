@@ -11,6 +11,7 @@ widths.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -110,19 +111,30 @@ class ComplEx(KGEModel):
 class RESCAL(KGEModel):
     """RESCAL on free tables: `RESCALInteraction` over `EmbeddingTables`.
 
-    Initialised as LibKGE's RESCAL with `auto_initialization` (kge/model/rescal.py): entries
+    Initialised by LibKGE's RESCAL `auto_initialization` rule (kge/model/rescal.py): entries
     of both tables Normal(0, D^(-1/3)), so that h^T M_r t has unit variance at the start
-    (Var = D^2 std^6). PyKEEN draws Uniform(0, 1) instead: all-positive scores of about D^2 / 8,
-    which the sigmoid loss here saturates. `gamma` plays no part in the score or the tables;
-    it still sets `embedding_range`, the scale `text.init=text` projects entities to.
+    (Var = D^2 std^6). (LibKGE's published runs searched the initialisation instead; PyKEEN
+    draws Uniform(0, 1): all-positive scores of about D^2 / 8, which saturate the sigmoid and
+    softmax losses.) `gamma` plays no part: RESCAL has no margin, and
+    `embedding_range` (the scale `text.init=text` projects entities to) is sqrt(3) std, the
+    half-width of a uniform distribution with the tables' spread.
     """
 
     name = "rescal"
     interaction_class = RESCALInteraction
 
     @property
+    def std(self) -> float:
+        """The tables' initial standard deviation, D^(-1/3)."""
+        return self.dim ** (-1.0 / 3.0)
+
+    @property
+    def embedding_range(self) -> float:
+        return math.sqrt(3.0) * self.std
+
+    @property
     def tables(self) -> EmbeddingTables:
-        return dataclasses.replace(super().tables, std=self.dim ** (-1.0 / 3.0))
+        return dataclasses.replace(super().tables, std=self.std)
 
     def embeddings(self, params: Params) -> dict[str, np.ndarray]:
         """Entity vectors [V, D] and relation matrices [R, D, D]."""
