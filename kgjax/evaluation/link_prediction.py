@@ -57,6 +57,7 @@ def rank_shard(
     Returns:
       float32 [4, B]: head optimistic, head pessimistic, tail optimistic, tail pessimistic.
     """
+    model = model.bind(params)  # TuckER's and ConvE's own weights; no dropout
     entity, relation = params["entity"], params["relation"]
     h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
     head = layout.gather_in_group(entity, h, "entity")
@@ -186,19 +187,19 @@ def evaluate(model, params, triples, index, batch_size, layout=None, inverse_off
 @functools.partial(jax.jit, static_argnames=("model", "layout", "predict_tails", "inverse_offset"))
 def _score_all(model, layout, params, anchors, relations, predict_tails, inverse_offset):
     def body(params, anchors, relations):
-        entity = params["entity"]
+        bound, entity = model.bind(params), params["entity"]
         anchor = layout.gather_in_group(entity, anchors, "entity")
         if predict_tails or inverse_offset is None:
             rel = layout.gather_in_group(params["relation"], relations, "relation")
             query = (
-                model.tail_query(anchor, rel) if predict_tails else model.head_query(rel, anchor)
+                bound.tail_query(anchor, rel) if predict_tails else bound.head_query(rel, anchor)
             )
         else:
             inverse = relations + inverse_offset
-            query = model.tail_query(
+            query = bound.tail_query(
                 anchor, layout.gather_in_group(params["relation"], inverse, "relation")
             )
-        return model.match_all(query, entity)
+        return bound.match_all(query, entity)
 
     scores = shard_map(
         body,

@@ -19,6 +19,13 @@ from kgjax.models.kge.bilinear import (
     DistMultInteraction,
     RESCALInteraction,
 )
+from kgjax.models.kge.parametrized import (
+    BoundModel,
+    ConvE,
+    ConvEInteraction,
+    TuckER,
+    TuckERInteraction,
+)
 from kgjax.models.kge.translational import (
     PairRE,
     PairREInteraction,
@@ -29,19 +36,20 @@ from kgjax.models.kge.translational import (
 )
 
 MODELS: dict[str, type[KGEModel]] = {
-    cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE, RESCAL, PairRE)
+    cls.name: cls for cls in (TransE, DistMult, ComplEx, RotatE, RESCAL, PairRE, TuckER, ConvE)
 }
 
 
 def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel:
     """Builds a KGE model by name (case-insensitive): transe, distmult, complex, rotate,
-    rescal, pairre.
+    rescal, pairre, tucker, conve.
 
     Args:
       name: the model's name.
       num_entities: V.
       num_relations: R.
-      **hparams: the model's other fields (`KGEModel`: dim, gamma, entity_chunk_size).
+      **hparams: the model's other fields (`KGEModel`: dim, gamma, entity_chunk_size; TuckER
+        and ConvE add their own: relation_dim, dropouts, height, channels, ...).
 
     Raises:
       ValueError: an unknown model name or hyper-parameter.
@@ -62,8 +70,11 @@ def get(name: str, num_entities: int, num_relations: int, **hparams) -> KGEModel
 __all__ = [
     "MODELS",
     "RESCAL",
+    "BoundModel",
     "ComplEx",
     "ComplExInteraction",
+    "ConvE",
+    "ConvEInteraction",
     "DistMult",
     "DistMultInteraction",
     "EmbeddingTables",
@@ -77,5 +88,7 @@ __all__ = [
     "RotatEInteraction",
     "TransE",
     "TransEInteraction",
+    "TuckER",
+    "TuckERInteraction",
     "get",
 ]

@@ -13,7 +13,10 @@ run through one `match`, the only place a faster kernel needs to go.
 
 A *representation* (`EmbeddingTables`) makes the vectors: here free parameter tables
 `{"entity": [V, De], "relation": [R, Dr]}`. A *model* (`KGEModel`, PyKEEN's ERModel) composes
-one interaction with the tables and scores triples given as ids.
+one interaction with the tables and scores triples given as ids. An interaction with weights
+of its own (TuckER's core tensor, ConvE's layers: `parametrized.py`) reads them from
+`params["interaction"]`; callers bind them first, `model.bind(params, key)`, which for a
+two-table model returns the model itself.
 
 Shapes: B batch, K negatives, V entities, R relations, D embedding width, De and Dr the
 widths of an entity and a relation vector (2D for a complex one, stored as [re | im]), Dq the
@@ -266,7 +269,7 @@ class KGEModel:
     @property
     def interaction(self) -> Interaction:
         """The scoring function alone, for vectors that do not come from the tables."""
-        fields = dataclasses.fields(self.interaction_class)
+        fields = [f for f in dataclasses.fields(self.interaction_class) if f.init and f.compare]
         return self.interaction_class(**{f.name: getattr(self, f.name) for f in fields})
 
     @property
@@ -307,6 +310,23 @@ class KGEModel:
         """Fresh tables {"entity": [V, De], "relation": [R, Dr]} (`EmbeddingTables.init`)."""
         return self.tables.init(rng)
 
+    def bind(self, params: Params, key: jax.Array | None = None) -> KGEModel:
+        """The model whose interaction reads its own parameters from `params`.
+
+        Models with weights beyond the two tables (TuckER's core, ConvE's layers, under
+        `params["interaction"]`) return a `BoundModel`; every call site binds once and then
+        calls `tail_query`/`head_query`/`match`/`match_all` on vectors as for any model.
+        A plain model has nothing to bind and returns itself.
+
+        Args:
+          params: {"entity", "relation", ...}: the tables (arrays or views) and any
+            interaction weights.
+          key: the PRNG key of the interaction's dropouts (training); None: evaluation,
+            deterministic.
+        """
+        del params, key
+        return self
+
     # --- the interaction's functions (`Interaction` documents them) -------------------------
 
     def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
@@ -329,18 +349,18 @@ class KGEModel:
 
     def score_hrt(self, params: Params, h: jax.Array, r: jax.Array, t: jax.Array) -> jax.Array:
         """Scores triples given as broadcastable int arrays of ids, e.g. [B] -> [B]."""
-        entity, relation = params["entity"], params["relation"]
-        return self.match(self.tail_query(entity[h], relation[r]), entity[t])
+        model, entity, relation = self.bind(params), params["entity"], params["relation"]
+        return model.match(model.tail_query(entity[h], relation[r]), entity[t])
 
     def score_t(self, params: Params, h: jax.Array, r: jax.Array) -> jax.Array:
         """Scores every entity as the tail of (h, r): [B], [B] -> [B, V]."""
-        entity, relation = params["entity"], params["relation"]
-        return self.match_all(self.tail_query(entity[h], relation[r]), entity)
+        model, entity, relation = self.bind(params), params["entity"], params["relation"]
+        return model.match_all(model.tail_query(entity[h], relation[r]), entity)
 
     def score_h(self, params: Params, r: jax.Array, t: jax.Array) -> jax.Array:
         """Scores every entity as the head of (r, t): [B], [B] -> [B, V]."""
-        entity, relation = params["entity"], params["relation"]
-        return self.match_all(self.head_query(relation[r], entity[t]), entity)
+        model, entity, relation = self.bind(params), params["entity"], params["relation"]
+        return model.match_all(model.head_query(relation[r], entity[t]), entity)
 
     def embeddings(self, params: Params) -> dict[str, np.ndarray]:
         """The tables in their mathematical form, as NumPy (`EmbeddingTables.embeddings`)."""

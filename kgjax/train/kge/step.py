@@ -35,6 +35,7 @@ from kgjax.train.kge.state import TrainData, TrainState
 _SHUFFLE_STREAM = 1
 _STEP_STREAM = 2
 _DROPOUT_STREAM = 3
+_INTERACTION_STREAM = 4  # the dropouts of an interaction with weights (TuckER, ConvE)
 
 REGIMES = ("negative_sampling", "1vsAll", "KvsAll")
 
@@ -130,6 +131,9 @@ def train_step(
     )
     negative_key = jax.random.fold_in(jax.random.fold_in(root_key, _STEP_STREAM), state.step)
     dropout_key = jax.random.fold_in(jax.random.fold_in(root_key, _DROPOUT_STREAM), state.step)
+    interaction_key = jax.random.fold_in(
+        jax.random.fold_in(root_key, _INTERACTION_STREAM), state.step
+    )
 
     if settings.row_sparse and layout is None:
         layout = Layout.single_device(model.num_entities, model.num_relations)
@@ -142,9 +146,11 @@ def train_step(
             tables = layout.taps(params, sinks)
         else:
             tables = params if layout is None else layout.tables(params)
+        # The interaction's own weights and dropouts, if it has any (a plain model: itself).
+        bound = model.bind(tables, interaction_key)
         if settings.regime != "negative_sampling":
             total, parts = _all_entities_loss(
-                model, settings, tables, positives, mode, data, dropout_key, layout
+                bound, settings, tables, positives, mode, data, dropout_key, layout
             )
             return total, (parts, {})
         entity, relation = tables["entity"], tables["relation"]
@@ -155,16 +161,20 @@ def train_step(
         )
         if settings.entity_dropout or settings.relation_dropout:
             head, rel, tail = _dropout(settings, dropout_key, head, rel, tail)
-        tail_query = model.tail_query(head, rel)
-        positive_scores = model.match(tail_query, tail)
+        tail_query = bound.tail_query(head, rel)
+        positive_scores = bound.match(tail_query, tail)
         # Head-batch corrupts the head, so the query comes from (r, t); tail-batch from (h, r).
-        query = jnp.where(mode == sampling.HEAD_BATCH, model.head_query(rel, tail), tail_query)
+        # With reciprocal relations every step is tail-batch (and ConvE has no head query).
+        if settings.reciprocal:
+            query = tail_query
+        else:
+            query = jnp.where(mode == sampling.HEAD_BATCH, bound.head_query(rel, tail), tail_query)
         context = SampleContext(negative_key, state.step, mode, positives, query, data)
         negative_scores, sampler_loss, sampler_metrics = sampler(
-            sampler_params, tables, model, context
+            sampler_params, tables, bound, context
         )
         if settings.self_negative:
-            negative_scores = with_self_negative(negative_scores, model, context, head, tail)
+            negative_scores = with_self_negative(negative_scores, bound, context, head, tail)
         loss, parts = losses.negative_sampling_loss(
             positive_scores,
             negative_scores,

@@ -1,0 +1,337 @@
+"""Interactions with weights of their own: TuckER and ConvE.
+
+Their parameters beyond the two tables live in the model's params dict under
+"interaction" ({"entity", "relation", "interaction": {...}}), which `Layout` replicates (no
+rule names it), orbax saves and the optimizer trains like any other entry. A call site binds
+them once, `bound = model.bind(params, key)`, and then calls `tail_query`, `head_query`,
+`match` and `match_all` on vectors as for any model; `key` (the step's) turns the dropouts
+on, None (evaluation) leaves them off, so evaluation is deterministic. `match` is the plain
+dot product of a 1-N scorer and needs no weights, so samplers that only match keep working.
+
+What differs from the papers' code, plainly:
+  * No batch norm. The references normalise the head entity (TuckER's bn0, ConvE's bn0),
+    the intermediate (TuckER's bn1; ConvE's bn1 after the convolution and bn2 after the
+    projection) with running statistics for evaluation. Running statistics are state that
+    the step would have to update outside the optimizer, and kgjax's TrainState has no such
+    collection yet, so these models leave batch norm out (affine parameters included);
+    expect lower scores than the papers' until it is added.
+  * ConvE's per-entity bias is the last column of the entity table (De = D + 1) and its
+    tail query carries a trailing 1, so that score = [q | 1] . [e | b] = q . e + b stays one
+    dot product and the bias is split, read and updated with its entity's row.
+
+Shapes: B batch, V entities, R relations, D the entity width of the papers (`dim`), Dr the
+relation width (TuckER's `relation_dim`; ConvE's is D), C ConvE's channels, Hh x Ww the 2D
+shape of an embedding (`height` x D / `height`), De the stored entity width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from kgjax.config import ConfigError
+from kgjax.models.kge.base import BilinearInteraction, KGEModel, Params
+
+_BOUND = {"bound": True}  # interaction fields set by `bind`, not by the model
+
+
+def _xavier_normal(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """PyTorch's xavier_normal_ on a [rows, cols] table: Normal(0, sqrt(2 / (rows + cols)))."""
+    return jnp.sqrt(2.0 / (shape[0] + shape[1])) * jax.random.normal(key, shape, jnp.float32)
+
+
+def _dropout(key: jax.Array | None, x: jax.Array, rate: float, shape=None) -> jax.Array:
+    """Inverted dropout; the identity without a key (evaluation) or at rate 0."""
+    if key is None or not rate:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundModel:
+    """A model with its interaction's weights and dropout key bound (`KGEModel.bind`).
+
+    Calls the interaction's functions through the bound interaction and hands everything
+    else (num_entities, entity_width, score_*, ...) to the model.
+    """
+
+    model: KGEModel
+    interaction: Any
+
+    def __getattr__(self, name):
+        if name in ("model", "interaction"):  # not set yet (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def bind(self, params: Params, key: jax.Array | None = None) -> BoundModel:
+        return self.model.bind(params, key)
+
+    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
+        return self.interaction.tail_query(head, relation)
+
+    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
+        return self.interaction.head_query(relation, tail)
+
+    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
+        return self.interaction.match(query, candidate)
+
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        return self.interaction.match_all(query, candidates)
+
+
+class _WeightedModel(KGEModel):
+    """A model whose interaction has weights under params["interaction"] (mixin)."""
+
+    def bind(self, params: Params, key: jax.Array | None = None) -> BoundModel:
+        interaction = dataclasses.replace(self.interaction, weights=params["interaction"], key=key)
+        return BoundModel(self, interaction)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuckERInteraction(BilinearInteraction):
+    """TuckER (Balazevic et al., EMNLP 2019): score(h, r, t) = W x1 h x2 r x3 t
+    = sum_ijk W_ijk h_i r_j t_k, with a core tensor W [D, Dr, D] shared by all relations.
+
+    The tail query is q_k = sum_ij h_i r_j W_ijk and the head query sum_jk W_ijk r_j t_k,
+    both [..., D], matched by the dot product. Dropouts as the reference
+    (github.com/ibalazevic/TuckER, model.py) places them, on the tail side's: the anchor
+    entity (`input_dropout`), the relation's matrix W_r = W x2 r (`hidden_dropout1`) and the
+    query (`hidden_dropout2`). No batch norm (see the module docstring).
+
+    Attributes:
+      relation_dim: Dr.
+      weights: {"core": [D, Dr, D]}, set by `bind`.
+      key: the dropouts' PRNG key, set by `bind`; None: no dropout.
+    """
+
+    relation_dim: int = 30
+    input_dropout: float = 0.3
+    hidden_dropout1: float = 0.4
+    hidden_dropout2: float = 0.5
+    weights: Any = dataclasses.field(default=None, compare=False, metadata=_BOUND)
+    key: Any = dataclasses.field(default=None, compare=False, metadata=_BOUND)
+
+    @property
+    def relation_width(self) -> int:
+        return self.relation_dim
+
+    def _keys(self):
+        if self.key is None:
+            return (None, None, None)
+        return tuple(jax.random.split(self.key, 3))
+
+    def _relation_matrix(self, relation, key):
+        """W_r = W x2 r: [..., Dr] -> [..., D, D], with hidden dropout 1."""
+        matrix = jnp.einsum("...j,ijk->...ik", relation, self.weights["core"])
+        return _dropout(key, matrix, self.hidden_dropout1)
+
+    def tail_query(self, head, relation):
+        k_in, k_w, k_out = self._keys()
+        head = _dropout(k_in, head, self.input_dropout)
+        query = jnp.einsum("...i,...ik->...k", head, self._relation_matrix(relation, k_w))
+        return _dropout(k_out, query, self.hidden_dropout2)
+
+    def head_query(self, relation, tail):
+        k_in, k_w, k_out = self._keys()
+        tail = _dropout(k_in, tail, self.input_dropout)
+        query = jnp.einsum("...ik,...k->...i", self._relation_matrix(relation, k_w), tail)
+        return _dropout(k_out, query, self.hidden_dropout2)
+
+
+class ConvEQuery(nn.Module):
+    """ConvE's query network: [h; r] as a 2D image -> 3x3 convolution -> ReLU -> dense -> ReLU.
+
+    Attributes:
+      dim: D.
+      height: Hh, the rows of each embedding's 2D shape (D = Hh x Ww); [h; r] is 2Hh x Ww.
+      channels: C.
+      kernel_size: the convolution's square kernel.
+      input_dropout, feature_dropout, hidden_dropout: the reference's rates on the image,
+        the feature maps (whole channels, as Dropout2d) and the projection.
+    """
+
+    dim: int
+    height: int
+    channels: int = 32
+    kernel_size: int = 3
+    input_dropout: float = 0.2
+    feature_dropout: float = 0.2
+    hidden_dropout: float = 0.3
+
+    @nn.compact
+    def __call__(self, head, relation, deterministic: bool = True):
+        """[B, D], [B, D] -> [B, D]."""
+        width = self.dim // self.height
+        image = jnp.concatenate(
+            [
+                head.reshape(-1, self.height, width, 1),
+                relation.reshape(-1, self.height, width, 1),
+            ],
+            axis=1,
+        )  # [B, 2Hh, Ww, 1]
+        x = nn.Dropout(self.input_dropout, deterministic=deterministic)(image)
+        x = nn.Conv(self.channels, (self.kernel_size, self.kernel_size), padding="VALID")(x)
+        x = nn.relu(x)
+        # Dropout2d: one draw per (example, channel).
+        x = nn.Dropout(self.feature_dropout, broadcast_dims=(1, 2), deterministic=deterministic)(x)
+        x = nn.Dense(self.dim)(x.reshape(x.shape[0], -1))
+        x = nn.Dropout(self.hidden_dropout, deterministic=deterministic)(x)
+        return nn.relu(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvEInteraction(BilinearInteraction):
+    """ConvE (Dettmers et al., AAAI 2018): score(h, r, t) = f(vec(f([h; r] * w)) W) t + b_t,
+    f = ReLU, * a 2D convolution of the stacked 2D-reshaped h and r (`ConvEQuery`).
+
+    Entity rows are [e | b] (De = D + 1, b the per-entity bias); the tail query is
+    [q | 1], so the score is one dot product. Tails only: there is no head query, heads are
+    ranked as tails of the inverse relation (reciprocal relations). No batch norm (see the
+    module docstring).
+
+    Attributes:
+      height: the rows of an embedding's 2D shape; D must be a multiple of it.
+      weights: the query network's linen parameters, set by `bind`.
+      key: the dropouts' PRNG key, set by `bind`; None: no dropout.
+    """
+
+    height: int = 20
+    channels: int = 32
+    kernel_size: int = 3
+    input_dropout: float = 0.2
+    feature_dropout: float = 0.2
+    hidden_dropout: float = 0.3
+    weights: Any = dataclasses.field(default=None, compare=False, metadata=_BOUND)
+    key: Any = dataclasses.field(default=None, compare=False, metadata=_BOUND)
+
+    def __post_init__(self):
+        super().__post_init__()
+        width = self.dim // self.height if self.dim % self.height == 0 else 0
+        if width < self.kernel_size or 2 * self.height < self.kernel_size:
+            raise ValueError(
+                f"ConvE: dim {self.dim} must be height {self.height} x a width of at least "
+                f"kernel_size {self.kernel_size}"
+            )
+
+    @property
+    def entity_width(self) -> int:
+        """De = D + 1: the vector and its bias."""
+        return self.dim + 1
+
+    @property
+    def network(self) -> ConvEQuery:
+        return ConvEQuery(
+            self.dim,
+            self.height,
+            self.channels,
+            self.kernel_size,
+            self.input_dropout,
+            self.feature_dropout,
+            self.hidden_dropout,
+        )
+
+    def tail_query(self, head, relation):
+        """[..., D + 1], [..., D] -> [..., D + 1]: [q | 1]."""
+        head = head[..., : self.dim]
+        lead = jnp.broadcast_shapes(head.shape[:-1], relation.shape[:-1])
+        head = jnp.broadcast_to(head, (*lead, self.dim)).reshape(-1, self.dim)
+        relation = jnp.broadcast_to(relation, (*lead, self.dim)).reshape(-1, self.dim)
+        rngs = None if self.key is None else {"dropout": self.key}
+        query = self.network.apply(
+            {"params": self.weights}, head, relation, self.key is None, rngs=rngs
+        )
+        query = jnp.concatenate([query, jnp.ones_like(query[:, :1])], axis=-1)
+        return query.reshape(*lead, self.dim + 1)
+
+    def head_query(self, relation, tail):
+        raise ConfigError(
+            "ConvE scores tails only: set training.reciprocal=True, so that heads are "
+            "ranked as tails of the inverse relations"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TuckER(_WeightedModel):
+    """TuckER on free tables: `TuckERInteraction` over {"entity": [V, D], "relation":
+    [R, Dr], "interaction": {"core": [D, Dr, D]}}.
+
+    Initialised as the reference: xavier_normal_ tables, core Uniform(-1, 1). `gamma` plays
+    no part.
+    """
+
+    relation_dim: int = 30
+    input_dropout: float = 0.3
+    hidden_dropout1: float = 0.4
+    hidden_dropout2: float = 0.5
+
+    name = "tucker"
+    interaction_class = TuckERInteraction
+
+    def init(self, rng: jax.Array) -> Params:
+        keys = jax.random.split(rng, 3)
+        shape = (self.dim, self.relation_dim, self.dim)
+        return {
+            "entity": _xavier_normal(keys[0], (self.num_entities, self.dim)),
+            "relation": _xavier_normal(keys[1], (self.num_relations, self.relation_dim)),
+            "interaction": {
+                "core": jax.random.uniform(keys[2], shape, jnp.float32, -1.0, 1.0),
+            },
+        }
+
+    def embeddings(self, params: Params) -> dict[str, np.ndarray]:
+        """The tables and the core tensor [D, Dr, D]."""
+        return {
+            "entity": np.asarray(params["entity"], np.float32),
+            "relation": np.asarray(params["relation"], np.float32),
+            "core": np.asarray(params["interaction"]["core"], np.float32),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvE(_WeightedModel):
+    """ConvE on free tables: `ConvEInteraction` over {"entity": [V, D + 1] (last column the
+    bias), "relation": [R, D], "interaction": the query network's linen parameters}.
+
+    Initialised as the reference: xavier_normal_ tables, zero biases; the convolution and
+    dense layers take flax's default initialisers. Needs reciprocal relations.
+    """
+
+    height: int = 20
+    channels: int = 32
+    kernel_size: int = 3
+    input_dropout: float = 0.2
+    feature_dropout: float = 0.2
+    hidden_dropout: float = 0.3
+
+    name = "conve"
+    interaction_class = ConvEInteraction
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.interaction  # noqa: B018  (checks the 2D shape)
+
+    def init(self, rng: jax.Array) -> Params:
+        keys = jax.random.split(rng, 3)
+        vectors = _xavier_normal(keys[0], (self.num_entities, self.dim))
+        example = jnp.zeros((1, self.dim), jnp.float32)
+        network = self.interaction.network
+        return {
+            "entity": jnp.concatenate([vectors, jnp.zeros((self.num_entities, 1))], axis=1),
+            "relation": _xavier_normal(keys[1], (self.num_relations, self.dim)),
+            "interaction": network.init(keys[2], example, example)["params"],
+        }
+
+    def embeddings(self, params: Params) -> dict[str, np.ndarray]:
+        """Entity vectors [V, D], their biases [V] and relation vectors [R, D]."""
+        entity = np.asarray(params["entity"], np.float32)
+        return {
+            "entity": entity[:, : self.dim],
+            "entity_bias": entity[:, self.dim],
+            "relation": np.asarray(params["relation"], np.float32),
+        }
