@@ -103,11 +103,11 @@ def _pairre_distance(query: jax.Array, candidate: jax.Array) -> jax.Array:
 def pairre_distance(query: jax.Array, candidate: jax.Array) -> jax.Array:
     """PairRE's || q_1 - c / ||c|| * q_2 ||_1 for a query [q_1 | q_2].
 
-    The backward pass recomputes what it needs from the two inputs, as base.py's
-    `_recomputing_vjp` does for TransE and RotatE (autodiff would keep the [..., D] unit
-    candidates, differences and masks of the forward for the backward): the gradient autodiff
-    gives, with torch's subgradients (sign(0) = 0 for the L1 norm, I / eps through the
-    normalisation of a candidate shorter than eps).
+    The backward pass keeps only the two inputs and recomputes what it needs, as base.py's
+    `_recomputing_vjp` does for TransE and RotatE (autodiff keeps the [..., D] unit candidates
+    and sign mask of the forward, `jax.ad_checkpoint.print_saved_residuals` shows): the
+    gradient autodiff gives, with torch's subgradients (sign(0) = 0 for the L1 norm, I / eps
+    through the normalisation of a candidate shorter than eps).
 
     Args:
       query: [..., 2D].
@@ -146,9 +146,8 @@ pairre_distance.defvjp(_pairre_distance_forward, _pairre_distance_backward)
 
 @dataclasses.dataclass(frozen=True)
 class PairREInteraction(DistanceInteraction):
-    """PairRE (Chao et al., ACL 2021, eq. 4): score(h, r, t) = gamma - || h o r^H - t o r^T ||_1
-    with h and t normalised to unit L2 norm (||h||_2 = ||t||_2 = 1), o the elementwise
-    product.
+    """PairRE (Chao et al., ACL 2021): score(h, r, t) = gamma - || h o r^H - t o r^T ||_1 with
+    h and t normalised to unit L2 norm (||h||_2 = ||t||_2 = 1), o the elementwise product.
 
     h, t [..., D] are real (De = D); each relation is two vectors, stored as one row
     r = [r^H | r^T] [..., 2D] (Dr = 2D). Entities are normalised inside the score, as the
