@@ -100,6 +100,19 @@ class Case:
 # The CPU widths of the real-shape mode: the reference configs' data and losses, narrower.
 _CPU_REAL = (("model.dim", 200), ("batch_size", 512), ("negatives.num_negatives", 128))
 
+
+def _cpu_real(dataset: str, eval_batch_size: int, eval_triples: int) -> Case:
+    """A `cpu_real` case: 100 training steps, chunks of 128, a fixed sample of the test split."""
+    return Case(
+        dataset,
+        dataset,
+        train_steps=100,
+        shared_chunk_size=128,
+        overrides=(*_CPU_REAL, ("evaluation.batch_size", eval_batch_size)),
+        eval_triples=eval_triples,
+    )
+
+
 CASES = {
     # The reference configs, as best_config.sh runs them.
     "gpu": (
@@ -109,23 +122,9 @@ CASES = {
     ),
     # Real data and vocabularies on 2 CPU cores: every part bounded (see the docstring).
     "cpu_real": (
-        Case(
-            "fb15k237",
-            "fb15k237",
-            train_steps=100,
-            shared_chunk_size=128,
-            overrides=(*_CPU_REAL, ("evaluation.batch_size", 32)),
-            eval_triples=1024,
-        ),
+        _cpu_real("fb15k237", eval_batch_size=32, eval_triples=1024),
         # 2.8x FB15k-237's entities: a smaller evaluation batch for the same [B, V] scores.
-        Case(
-            "wn18rr",
-            "wn18rr",
-            train_steps=100,
-            shared_chunk_size=128,
-            overrides=(*_CPU_REAL, ("evaluation.batch_size", 16)),
-            eval_triples=512,
-        ),
+        _cpu_real("wn18rr", eval_batch_size=16, eval_triples=512),
     ),
     # Small and fast: exercises every code path on CPU in CI.
     "cpu": (

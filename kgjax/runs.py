@@ -11,6 +11,7 @@ import functools
 import json
 import os
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -56,10 +57,9 @@ class TrainedRun:
 
     @functools.cached_property
     def params(self) -> dict[str, np.ndarray]:
-        """The tables as the model makes them ([V, De], [R, Dr]), as NumPy on this host."""
-        return self.layout.unpad_params(
-            {key: self.layout.fetch(value) for key, value in self.sharded_params.items()}
-        )
+        """The parameters as the model makes them (tables [V, De], [R, Dr], and any
+        interaction weights), as NumPy on this host."""
+        return self.layout.unpad_params(jax.tree.map(self.layout.fetch, self.sharded_params))
 
 
 def restore(workdir: str, devices=None) -> TrainedRun:

@@ -13,10 +13,10 @@ F = 8 an encoder's hidden width.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from subprocess_report import run_report
 
 V, R, D, F = 10, 3, 6, 8
 MESH = (("data", 2), ("model", 4))
@@ -232,18 +232,7 @@ def _eight_devices(out_path: str) -> None:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("placement") / "report.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    env["JAX_PLATFORMS"] = "cpu"
-    process = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    with open(out) as f:
-        return json.load(f)
+    return run_report(os.path.abspath(__file__), out)
 
 
 def test_a_nested_table_is_split_by_rows_and_padded(report):

@@ -1,14 +1,14 @@
 """Training regimes (1vsAll, KvsAll), reciprocal relations, dropout and weighted N3, checked
 against direct NumPy computations of what each step should optimise."""
 
-import functools
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+from kge_steps import KEY, one_sgd_step
+from subprocess_report import run_report
 
 from kgjax import config as config_lib
 from kgjax.config import ConfigError
@@ -18,7 +18,7 @@ from kgjax.models import kge as models
 from kgjax.ops import sampling
 from kgjax.train.kge import build, losses, step
 from kgjax.train.kge import config as kge_config
-from kgjax.train.kge.state import TrainData, TrainState, distinct_queries, with_inverses
+from kgjax.train.kge.state import TrainData, distinct_queries, with_inverses
 
 REPO = pathlib.Path(__file__).parents[1]
 
@@ -36,25 +36,13 @@ def umls():
 
 def one_step(config, dataset, step_index=0):
     """The metrics of `step_index`'s loss at the initial parameters, with the batch used."""
-    parts = build.build(config, dataset.num_entities, dataset.num_relations)
-    data = parts.train_data(dataset)
-    model = parts.model
-    state = TrainState.create(model, parts.sampler, optax.sgd(0.0), jax.random.key(0))
-    state = state.replace(step=jnp.int32(step_index))
-    key = jax.random.key(3)
+    parts, data, state, _, metrics = one_sgd_step(config, dataset, step_index=step_index)
     settings = parts.settings
     one_direction = settings.reciprocal or settings.regime == "KvsAll"
     mode, examples, _ = step.select_batch(
-        data, key, state.step, settings.batch_size, None, one_direction
+        data, jax.random.key(KEY), state.step, settings.batch_size, None, one_direction
     )
-    train_step = jax.jit(
-        functools.partial(
-            step.train_step, model=model, sampler=parts.sampler, optimizer=optax.sgd(0.0),
-            schedule=optax.constant_schedule(0.0), settings=settings,
-        )
-    )  # fmt: skip
-    _, metrics = train_step(state, data, key)
-    return model, state.params, data, int(mode), np.asarray(examples), metrics
+    return parts.model, state.params, data, int(mode), np.asarray(examples), metrics
 
 
 @pytest.mark.parametrize("step_index", [0, 1])  # head-batch, then tail-batch
@@ -228,20 +216,9 @@ def _split_table_steps(out_path: str) -> None:
 
 
 def test_all_entity_regimes_on_a_split_table_match_one_device(tmp_path):
-    import json
     import os
-    import subprocess
-    import sys
 
-    out = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    process = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert process.returncode == 0, process.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_report(os.path.abspath(__file__), tmp_path / "report.json")
     for regime in ("1vsAll", "KvsAll"):
         assert report[regime]["loss_difference"] < 1e-5, report
         assert report[regime]["param_difference"] < 1e-5, report

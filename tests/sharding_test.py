@@ -6,15 +6,14 @@ the same training and evaluation on 1, 2, 4 and 8 devices, padding never sampled
 checkpoints saved on 8 devices restored onto 1, 2 and 4, and a run resumed on another mesh.
 """
 
-import json
 import os
-import subprocess
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from subprocess_report import run_report
 
 from kgjax import config as config_lib
 from kgjax.models import kge as models
@@ -137,19 +136,8 @@ def test_distributed_init_is_gated_by_config_and_environment(monkeypatch):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("sharded")
-    out = root / "report.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    env["JAX_PLATFORMS"] = "cpu"
-    process = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "sharded_runs.py"), str(out), str(root)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    with open(out) as f:
-        return json.load(f)
+    script = os.path.join(REPO, "tests", "sharded_runs.py")
+    return run_report(script, root / "report.json", str(root), timeout=900)
 
 
 def test_training_and_evaluation_match_on_1_2_4_8_devices(report):

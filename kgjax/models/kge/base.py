@@ -233,8 +233,29 @@ class EmbeddingTables:
         return out
 
 
+class QueriesThroughInteraction:
+    """The interaction's four functions on anything that has an `interaction` (mixin): a
+    model, or a model whose interaction has its weights bound (`parametrized.BoundModel`)."""
+
+    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
+        """[..., De], [..., Dr] -> [..., Dq]: what a true tail should match."""
+        return self.interaction.tail_query(head, relation)
+
+    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
+        """[..., Dr], [..., De] -> [..., Dq]: what a true head should match."""
+        return self.interaction.head_query(relation, tail)
+
+    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
+        """Scores broadcastable [..., Dq] queries against [..., De] candidates -> [...]."""
+        return self.interaction.match(query, candidate)
+
+    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
+        """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V]."""
+        return self.interaction.match_all(query, candidates)
+
+
 @dataclasses.dataclass(frozen=True)
-class KGEModel:
+class KGEModel(QueriesThroughInteraction):
     """An interaction over embedding tables (PyKEEN's ERModel), scoring triples by ids.
 
     Subclasses name the interaction; the model's fields are its hyper-parameters, and the
@@ -326,24 +347,6 @@ class KGEModel:
         """
         del params, key
         return self
-
-    # --- the interaction's functions (`Interaction` documents them) -------------------------
-
-    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
-        """[..., De], [..., Dr] -> [..., Dq]: what a true tail should match."""
-        return self.interaction.tail_query(head, relation)
-
-    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
-        """[..., Dr], [..., De] -> [..., Dq]: what a true head should match."""
-        return self.interaction.head_query(relation, tail)
-
-    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
-        """Scores broadcastable [..., Dq] queries against [..., De] candidates -> [...]."""
-        return self.interaction.match(query, candidate)
-
-    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
-        """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V]."""
-        return self.interaction.match_all(query, candidates)
 
     # --- scoring by ids, in the names KGE users know ----------------------------------------
 

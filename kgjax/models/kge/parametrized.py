@@ -35,7 +35,12 @@ import numpy as np
 from flax import linen as nn
 
 from kgjax.config import ConfigError
-from kgjax.models.kge.base import BilinearInteraction, KGEModel, Params
+from kgjax.models.kge.base import (
+    BilinearInteraction,
+    KGEModel,
+    Params,
+    QueriesThroughInteraction,
+)
 
 _BOUND = {"bound": True}  # interaction fields set by `bind`, not by the model
 
@@ -54,7 +59,7 @@ def _dropout(key: jax.Array | None, x: jax.Array, rate: float, shape=None) -> ja
 
 
 @dataclasses.dataclass(frozen=True)
-class BoundModel:
+class BoundModel(QueriesThroughInteraction):
     """A model with its interaction's weights and dropout key bound (`KGEModel.bind`).
 
     Calls the interaction's functions through the bound interaction and hands everything
@@ -71,18 +76,6 @@ class BoundModel:
 
     def bind(self, params: Params, key: jax.Array | None = None) -> BoundModel:
         return self.model.bind(params, key)
-
-    def tail_query(self, head: jax.Array, relation: jax.Array) -> jax.Array:
-        return self.interaction.tail_query(head, relation)
-
-    def head_query(self, relation: jax.Array, tail: jax.Array) -> jax.Array:
-        return self.interaction.head_query(relation, tail)
-
-    def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
-        return self.interaction.match(query, candidate)
-
-    def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
-        return self.interaction.match_all(query, candidates)
 
 
 class _WeightedModel(KGEModel):
@@ -148,40 +141,30 @@ class ConvEQuery(nn.Module):
     """ConvE's query network: [h; r] as a 2D image -> 3x3 convolution -> ReLU -> dense -> ReLU.
 
     Attributes:
-      dim: D.
-      height: Hh, the rows of each embedding's 2D shape (D = Hh x Ww); [h; r] is 2Hh x Ww.
-      channels: C.
-      kernel_size: the convolution's square kernel.
-      input_dropout, feature_dropout, hidden_dropout: the reference's rates on the image,
-        the feature maps (whole channels, as Dropout2d) and the projection.
+      shape: the `ConvEInteraction` whose sizes and dropout rates it takes: D, the height Hh
+        of each embedding's 2D shape (D = Hh x Ww; [h; r] is 2Hh x Ww), C channels, the
+        square kernel, and the reference's dropouts on the image, the feature maps (whole
+        channels, as Dropout2d) and the projection.
     """
 
-    dim: int
-    height: int
-    channels: int = 32
-    kernel_size: int = 3
-    input_dropout: float = 0.2
-    feature_dropout: float = 0.2
-    hidden_dropout: float = 0.3
+    shape: Any
 
     @nn.compact
     def __call__(self, head, relation, deterministic: bool = True):
         """[B, D], [B, D] -> [B, D]."""
-        width = self.dim // self.height
+        c = self.shape
+        width = c.dim // c.height
         image = jnp.concatenate(
-            [
-                head.reshape(-1, self.height, width, 1),
-                relation.reshape(-1, self.height, width, 1),
-            ],
+            [head.reshape(-1, c.height, width, 1), relation.reshape(-1, c.height, width, 1)],
             axis=1,
         )  # [B, 2Hh, Ww, 1]
-        x = nn.Dropout(self.input_dropout, deterministic=deterministic)(image)
-        x = nn.Conv(self.channels, (self.kernel_size, self.kernel_size), padding="VALID")(x)
+        x = nn.Dropout(c.input_dropout, deterministic=deterministic)(image)
+        x = nn.Conv(c.channels, (c.kernel_size, c.kernel_size), padding="VALID")(x)
         x = nn.relu(x)
         # Dropout2d: one draw per (example, channel).
-        x = nn.Dropout(self.feature_dropout, broadcast_dims=(1, 2), deterministic=deterministic)(x)
-        x = nn.Dense(self.dim)(x.reshape(x.shape[0], -1))
-        x = nn.Dropout(self.hidden_dropout, deterministic=deterministic)(x)
+        x = nn.Dropout(c.feature_dropout, broadcast_dims=(1, 2), deterministic=deterministic)(x)
+        x = nn.Dense(c.dim)(x.reshape(x.shape[0], -1))
+        x = nn.Dropout(c.hidden_dropout, deterministic=deterministic)(x)
         return nn.relu(x)
 
 
@@ -226,15 +209,8 @@ class ConvEInteraction(BilinearInteraction):
 
     @property
     def network(self) -> ConvEQuery:
-        return ConvEQuery(
-            self.dim,
-            self.height,
-            self.channels,
-            self.kernel_size,
-            self.input_dropout,
-            self.feature_dropout,
-            self.hidden_dropout,
-        )
+        """The query network, sized by this interaction (without its bound weights)."""
+        return ConvEQuery(dataclasses.replace(self, weights=None, key=None))
 
     def tail_query(self, head, relation):
         """[..., D + 1], [..., D] -> [..., D + 1]: [q | 1]."""

@@ -22,6 +22,7 @@ from kgjax.text.projection import INITS, PROJECTIONS
 from kgjax.train import host_loop
 
 REGIMES = ("negative_sampling", "1vsAll", "KvsAll")
+TAIL_ONLY_MODELS = ("conve",)  # no head query: they need reciprocal relations
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
 SCHEDULES = ("constant", "step", "cosine")
@@ -204,6 +205,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.loss.regularizer in REGULARIZERS, "loss.regularizer", f"one of {REGULARIZERS}")
     check(config.training.regime in REGIMES, "training.regime", f"one of {REGIMES}")
+    if config.model.name.lower() in TAIL_ONLY_MODELS:
+        check(
+            config.training.reciprocal,
+            "training.reciprocal",
+            f"True for {config.model.name} (it predicts tails only; heads come from inverses)",
+        )
     check(0 <= config.training.label_smoothing < 1, "training.label_smoothing", "in [0, 1)")
     for key in ("training.entity_dropout", "training.relation_dropout"):
         check(0 <= config_lib.get(config, key) < 1, key, "in [0, 1)")
