@@ -28,7 +28,7 @@ def test_recorded_run_gives_the_same_metrics(name):
 
 @pytest.mark.skipif(
     not os.environ.get("KGJAX_LONG_TESTS"),
-    reason="the README's demo run takes about a minute; set KGJAX_LONG_TESTS=1 to run it",
+    reason="a slice runs in CI; set KGJAX_LONG_TESTS=1 (or run tests/golden_runs.py) for all",
 )
 @pytest.mark.parametrize("name", golden_runs.LONG)
 def test_recorded_long_run_gives_the_same_metrics(name):
