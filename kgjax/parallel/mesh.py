@@ -123,6 +123,8 @@ def make_mesh(axes=DEFAULT_AXES, devices: Sequence | None = None) -> Mesh:
 
         grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
     except (ValueError, NotImplementedError, AssertionError):
+        # mesh_utils knows the physical topology of full TPU/GPU slices only; for a subset of
+        # devices or fake CPU devices it raises one of these, and the order given is kept.
         grid = np.asarray(devices, dtype=object).reshape(shape)
     names = tuple(name for name, _ in pairs)
     try:

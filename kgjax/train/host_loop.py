@@ -29,9 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from kgjax.checkpoints import Checkpointer
+from kgjax.train.workdir import CHECKPOINT_DIR
 from kgjax.train.writer import MetricsWriter
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 class TrainingDiverged(RuntimeError):

@@ -19,13 +19,11 @@ import jax
 import ml_collections
 
 from kgjax import config as config_lib
-from kgjax.train.host_loop import CHECKPOINT_DIR
 
+CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 RESULTS_FILE = "results.json"
-
-__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "RESULTS_FILE", "VOCAB_FILE"]
 
 
 def write_json(path: str, payload) -> None:

@@ -55,6 +55,8 @@ class Interaction(abc.ABC):
     # Whether entity (relation) vectors hold [re | im] halves of complex numbers.
     complex_entities: ClassVar[bool] = False
     complex_relations: ClassVar[bool] = False
+    # Whether it scores tails only (no head query): heads then need reciprocal relations.
+    tails_only: ClassVar[bool] = False
 
     def __post_init__(self):
         if self.dim < 1:

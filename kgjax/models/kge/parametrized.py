@@ -27,7 +27,7 @@ shape of an embedding (`height` x D / `height`), De the stored entity width.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -183,6 +183,8 @@ class ConvEInteraction(BilinearInteraction):
       weights: the query network's linen parameters, set by `bind`.
       key: the dropouts' PRNG key, set by `bind`; None: no dropout.
     """
+
+    tails_only: ClassVar[bool] = True
 
     height: int = 20
     channels: int = 32

@@ -20,9 +20,8 @@ from kgjax.parallel.placement import parse_rules
 from kgjax.text.encode import POOLINGS
 from kgjax.text.projection import INITS, PROJECTIONS
 from kgjax.train import host_loop
+from kgjax.train.kge.step import REGIMES
 
-REGIMES = ("negative_sampling", "1vsAll", "KvsAll")
-TAIL_ONLY_MODELS = ("conve",)  # no head query: they need reciprocal relations
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
 SCHEDULES = ("constant", "step", "cosine")
@@ -205,7 +204,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.loss.regularizer in REGULARIZERS, "loss.regularizer", f"one of {REGULARIZERS}")
     check(config.training.regime in REGIMES, "training.regime", f"one of {REGIMES}")
-    if config.model.name.lower() in TAIL_ONLY_MODELS:
+    model_class = MODELS.get(config.model.name.lower())
+    if model_class is not None and model_class.interaction_class.tails_only:
         check(
             config.training.reciprocal,
             "training.reciprocal",

@@ -332,19 +332,17 @@ def from_config(negatives) -> MMRNSSampler:
     settings = negatives.mmrns
     return MMRNSSampler(
         num_negatives=negatives.num_negatives,
-        pool_size=settings.pool_size,
-        epsilon0=settings.epsilon0,
-        beta=settings.beta,
-        gumbel_temperature=settings.gumbel_temperature,
         adversarial_temperature=negatives.adversarial_temperature,
         text_width=0 if settings.text == NO_FEATURES else settings.text_width,
-        num_sentences=settings.num_sentences,
         visual_width=0 if settings.visual == NO_FEATURES else settings.visual_width,
-        num_regions=settings.num_regions,
-        attention_dim=settings.attention_dim,
-        output_dim=settings.output_dim,
-        structure_hidden=settings.structure_hidden,
-        chunk_size=settings.chunk_size,
         text_source=settings.text,
         visual_source=settings.visual,
+        # The rest are `negatives.mmrns` keys under the sampler's own field names.
+        **{key: settings[key] for key in _SAME_NAMED},
     )
+
+
+_SAME_NAMED = (
+    "pool_size", "epsilon0", "beta", "gumbel_temperature", "num_sentences", "num_regions",
+    "attention_dim", "output_dim", "structure_hidden", "chunk_size",
+)  # fmt: skip
