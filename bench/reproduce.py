@@ -58,7 +58,7 @@ def main() -> None:
     os.makedirs(out, exist_ok=True)
     shutil.copy(os.path.join(args.workdir, "results.json"), os.path.join(out, "results.json"))
     with open(os.path.join(args.workdir, "metrics.jsonl")) as f:
-        tail = f.readlines()[-20:]
+        tail = f.readlines()[-200:]
     with open(os.path.join(out, "metrics_tail.jsonl"), "w") as f:
         f.writelines(tail)
     print(json.dumps({"finished": target, "results": out}))

@@ -1,15 +1,21 @@
 """Accuracy and wall time of the small-dataset configs on this machine (CPU is fine).
 
 Run:
-  python bench/small_datasets.py                       # every model on umls
+  python bench/small_datasets.py                       # every model on umls, 3 seeds
   python bench/small_datasets.py --models=rotate --datasets=umls,nations,kinships
   python bench/small_datasets.py --models=rotate --set=negatives.shared_chunk_size=64 \
       --out=bench/results/small_datasets_shared64
+  python bench/small_datasets.py --models=all --datasets=umls,nations,kinships \
+      --regimes=negative_sampling,1vsAll,KvsAll --out=bench/results/small_datasets_regimes
 
-Trains each `configs/<model>.py:<dataset>` from scratch in a fresh temporary workdir and
-writes bench/results/small_datasets.{json,md}: test metrics (filtered, realistic ranks, both
-sides), wall seconds for the whole `train` call (data, compile, training, evaluation),
-steady-state steps/s, device and versions.
+Trains each `configs/<model>.py:<dataset>` from scratch in a fresh temporary workdir, once
+per seed (`seed=`) and per training regime (`training.regime=`; `config` keeps the config's
+own), and writes <out>.{json,md}: test metrics (filtered, realistic ranks, both sides) as
+mean and sample standard deviation over the seeds, wall seconds of the whole `train` call
+(data, compile, training, evaluation), steady-state steps/s, device and versions.
+
+Every finished run is appended to <out>.runs.jsonl first: a killed grid run again with the
+same arguments skips the runs it already has.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ import os
 import tempfile
 import time
 
+import numpy as np
+
 from kgjax import config as config_lib
 from kgjax.train.kge.trainer import train
 
 from common import machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL_MODELS = "rotate,transe,distmult,complex,pairre,rescal,tucker,conve"
+METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 
 
 def load_config(model: str, dataset: str, overrides: list[str] = ()):
@@ -35,52 +45,111 @@ def load_config(model: str, dataset: str, overrides: list[str] = ()):
     )
 
 
+def run_once(model: str, dataset: str, overrides: list[str]) -> dict:
+    """One training run in a temporary workdir: its test metrics, steps and timings."""
+    config = load_config(model, dataset, overrides)
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.perf_counter()
+        results = train(config, workdir, progress=False)
+        wall = time.perf_counter() - started
+    return {
+        "steps": results["steps"],
+        "regime": config.training.regime,
+        "reciprocal": bool(config.training.reciprocal),
+        "wall_seconds": round(wall, 2),
+        "steps_per_second": round(results["steps_per_second"] or 0.0, 2),
+        **{f"test_{key}": float(value) for key, value in results["test"]["both"].items()},
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and sample standard deviation (ddof 1; 0 for one run) of each number."""
+    summary = {key: runs[0][key] for key in ("steps", "regime", "reciprocal")}
+    for key in ("wall_seconds", "steps_per_second", *(f"test_{m}" for m in METRICS)):
+        values = np.array([run[key] for run in runs], np.float64)
+        summary[key] = float(values.mean())
+        summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    summary["seeds"] = len(runs)
+    return summary
+
+
+def read_done(path: str) -> dict:
+    """The runs a previous invocation finished: {(model, dataset, regime, seed): run}."""
+    done = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    run = json.loads(line)
+                    done[(run["model"], run["dataset"], run["variant"], run["seed"])] = run
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="rotate,transe,distmult,complex")
+    parser.add_argument("--models", default="rotate,transe,distmult,complex", help="or all")
     parser.add_argument("--datasets", default="umls")
+    parser.add_argument(
+        "--regimes", default="config", help="config (as configured) or training.regime values"
+    )
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], help="key=value config override")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "small_datasets"))
     args = parser.parse_args()
+    models = (ALL_MODELS if args.models == "all" else args.models).split(",")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
 
+    log_path = f"{args.out}.runs.jsonl"
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)) or ".", exist_ok=True)
+    done = read_done(log_path)
     rows = []
     for dataset in args.datasets.split(","):
-        for model in args.models.split(","):
-            config = load_config(model, dataset, args.set)
-            with tempfile.TemporaryDirectory() as workdir:
-                started = time.perf_counter()
-                results = train(config, workdir, progress=False)
-                wall = time.perf_counter() - started
-            test = results["test"]["both"]
-            rows.append(
-                {
-                    "config": f"configs/{model}.py:{dataset}",
-                    "steps": results["steps"],
-                    "wall_seconds": round(wall, 1),
-                    "steps_per_second": round(results["steps_per_second"] or 0.0, 1),
-                    **{f"test_{key}": round(value, 4) for key, value in test.items()},
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
+        for model in models:
+            for variant in args.regimes.split(","):
+                regime = [] if variant == "config" else [f"training.regime={variant!r}"]
+                runs = []
+                for seed in seeds:
+                    key = (model, dataset, variant, seed)
+                    if key not in done:
+                        overrides = [*args.set, *regime, f"seed={seed}"]
+                        run = run_once(model, dataset, overrides)
+                        done[key] = {
+                            "model": model, "dataset": dataset, "variant": variant,
+                            "seed": seed, **run,
+                        }  # fmt: skip
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps(done[key]) + "\n")
+                        print(json.dumps(done[key]), flush=True)
+                    runs.append(done[key])
+                rows.append({"config": f"configs/{model}.py:{dataset}", **summarise(runs)})
 
     meta = {
         **machine(),
+        "seeds": seeds,
         "command": "python bench/small_datasets.py "
-        f"--models={args.models} --datasets={args.datasets}"
-        + "".join(f" --set={override}" for override in args.set),
+        f"--models={args.models} --datasets={args.datasets} --regimes={args.regimes} "
+        f"--seeds={args.seeds}" + "".join(f" --set={override}" for override in args.set),
     }
-    header = "| config | steps | wall s | steps/s | MRR | MR | Hits@1 | Hits@3 | Hits@10 |"
-    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    header = "| config | regime | steps | wall s | steps/s | MRR | MR | Hits@1 | Hits@3 | Hits@10 |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(row, key, digits):
+        return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}"
+
     for row in rows:
+        regime = row["regime"] + (" + reciprocal" if row["reciprocal"] else "")
         lines.append(
-            f"| `{row['config']}` | {row['steps']} | {row['wall_seconds']} | "
-            f"{row['steps_per_second']} | {row['test_mrr']:.3f} | {row['test_mr']:.2f} | "
-            f"{row['test_hits@1']:.3f} | {row['test_hits@3']:.3f} | {row['test_hits@10']:.3f} |"
+            f"| `{row['config']}` | {regime} | {row['steps']} | {cell(row, 'wall_seconds', 1)} | "
+            f"{row['steps_per_second']:.0f} | {cell(row, 'test_mrr', 3)} | "
+            f"{cell(row, 'test_mr', 2)} | {cell(row, 'test_hits@1', 3)} | "
+            f"{cell(row, 'test_hits@3', 3)} | {cell(row, 'test_hits@10', 3)} |"
         )
     lines.append("")
     lines.append(
-        f"{meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, Python "
-        f"{meta['python']}; `{meta['command']}`"
+        f"Mean ± sample standard deviation over seeds {args.seeds}; test, filtered, realistic "
+        "ranks, both sides. Wall seconds: the whole `train` call (data, compile, training, "
+        f"evaluation). {meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, "
+        f"Python {meta['python']}; `{meta['command']}`"
     )
     write_results(args.out, {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
     print("\n".join(lines))

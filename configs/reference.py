@@ -129,18 +129,19 @@ def config(model: str, dataset: str):
 # label smoothing 0.1. num_steps is the papers' epochs (TuckER 500, ConvE 1000) times the
 # steps per epoch: distinct training queries with the inverses / 128 (FB15k-237 149,689 ->
 # 1,170; WN18RR 103,509 -> 809). A constant learning rate (TuckER's decay 1.0; ConvE's 0.995
-# per epoch is not reproduced). The umls rows are small CPU runs, untuned; one run each (2 CPU
-# cores, 2,000 steps, no batch norm): test MRR TuckER 0.937, ConvE 0.899 (filtered, both sides).
+# per epoch is not reproduced). The small rows (umls's, reused for nations and kinships) are
+# CPU runs, untuned; bench/results/small_datasets_regimes.md has their test metrics over 3
+# seeds (2 CPU cores, 2,000 steps, no batch norm).
 # A row: dim, relation_dim (TuckER) or height (ConvE), lr, num_steps, then the dropouts.
 _TUCKER = {
     "fb15k237": (200, 200, 5e-4, 585_000, 0.3, 0.4, 0.5),
     "wn18rr": (200, 30, 3e-3, 404_500, 0.2, 0.2, 0.3),
-    "umls": (100, 30, 3e-3, 2_000, 0.2, 0.2, 0.3),
+    **dict.fromkeys(SMALL, (100, 30, 3e-3, 2_000, 0.2, 0.2, 0.3)),
 }
 _CONVE = {
     "fb15k237": (200, 20, 3e-3, 1_170_000, 0.2, 0.2, 0.3),
     "wn18rr": (200, 20, 3e-3, 809_000, 0.2, 0.2, 0.3),
-    "umls": (100, 10, 3e-3, 2_000, 0.2, 0.2, 0.3),
+    **dict.fromkeys(SMALL, (100, 10, 3e-3, 2_000, 0.2, 0.2, 0.3)),
 }
 ONE_TO_N = {"tucker": _TUCKER, "conve": _CONVE}
 _ONE_TO_N_KEYS = {

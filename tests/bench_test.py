@@ -130,3 +130,40 @@ def test_step_profile_cpu_mode(tmp_path):
     assert abs(rows["reference"]["final_loss"] - rows["autodiff_distance"]["final_loss"]) < 1e-5
     assert rows["shared"]["change"] == {"negatives.shared_chunk_size": 32}
     assert "| rotate | shared |" in (tmp_path / "profile.md").read_text()
+
+
+def test_small_datasets_grid_resumes_from_its_log_and_summarises_seeds(tmp_path, monkeypatch):
+    # A killed grid run again skips the runs its log holds; seeds summarise to mean and
+    # sample standard deviation.
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    import small_datasets
+
+    runs = [
+        {"model": "rotate", "dataset": "umls", "variant": "1vsAll", "seed": seed,
+         "steps": 10, "regime": "1vsAll", "reciprocal": False, "wall_seconds": wall,
+         "steps_per_second": 5.0, "test_mrr": mrr, "test_mr": 2.0, "test_hits@1": 0.5,
+         "test_hits@3": 0.7, "test_hits@10": 0.9}
+        for seed, wall, mrr in ((0, 1.0, 0.5), (1, 3.0, 0.7))
+    ]  # fmt: skip
+    log = tmp_path / "grid.runs.jsonl"
+    log.write_text("".join(json.dumps(run) + "\n" for run in runs) + "\n")
+    done = small_datasets.read_done(str(log))
+    assert set(done) == {("rotate", "umls", "1vsAll", 0), ("rotate", "umls", "1vsAll", 1)}
+    summary = small_datasets.summarise(list(done.values()))
+    assert summary["test_mrr"] == pytest.approx(0.6)
+    assert summary["test_mrr_std"] == pytest.approx(0.1414213, rel=1e-5)
+    assert summary["wall_seconds"] == pytest.approx(2.0) and summary["seeds"] == 2
+
+    def refuse(*args):
+        raise AssertionError(f"trained a run the log already holds: {args}")
+
+    monkeypatch.setattr(small_datasets, "run_once", refuse)
+    monkeypatch.setattr(
+        sys, "argv",
+        ["small_datasets.py", "--models=rotate", "--regimes=1vsAll", "--seeds=0,1",
+         f"--out={tmp_path / 'grid'}"],
+    )  # fmt: skip
+    small_datasets.main()
+    table = (tmp_path / "grid.md").read_text()
+    assert "| `configs/rotate.py:umls` | 1vsAll | 10 |" in table
+    assert "0.600 ± 0.141" in table

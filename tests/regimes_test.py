@@ -228,3 +228,68 @@ if __name__ == "__main__":
     import sys
 
     _split_table_steps(sys.argv[1])
+
+
+def test_complex_n3_rows_are_kbc_epochs_of_reciprocal_1vsall():
+    # configs/complex_n3.py: every row validates, and num_steps is whole epochs of
+    # floor(2 |train| / batch) steps (each triple once per direction).
+    rows = {"fb15k237": 272_115, "wn18rr": 86_835, "fb15k237_cpu": 272_115, "umls": 5_216}
+    for row, num_train in rows.items():
+        config = config_lib.from_file(f"{REPO}/configs/complex_n3.py:{row}")
+        kge_config.validate(config)
+        assert (config.training.regime, config.training.reciprocal) == ("1vsAll", True)
+        steps_per_epoch = 2 * num_train // config.batch_size
+        assert config.num_steps % steps_per_epoch == 0
+        assert config.eval_every_steps % steps_per_epoch == 0
+    with pytest.raises(ValueError, match="unknown row"):
+        config_lib.from_file(f"{REPO}/configs/complex_n3.py:fb15k")
+
+
+def test_init_std_draws_normal_tables():
+    uniform = models.get("complex", 2000, 50, dim=64, gamma=20.0)
+    normal = models.get("complex", 2000, 50, dim=64, gamma=20.0, init_std=1e-3)
+    tables = uniform.init(jax.random.key(0))
+    assert float(jnp.abs(tables["entity"]).max()) <= uniform.embedding_range
+    tables = normal.init(jax.random.key(0))
+    assert abs(float(jnp.std(tables["entity"])) / 1e-3 - 1) < 0.02
+    assert abs(float(jnp.std(tables["relation"])) / 1e-3 - 1) < 0.1
+    # The draw changes, the scale other code reads does not.
+    assert normal.embedding_range == uniform.embedding_range
+    with pytest.raises(ValueError, match="init_std"):
+        models.get("complex", 10, 2, dim=4, init_std=-1.0)
+
+
+def test_adagrad_from_zero_takes_torch_sized_first_steps():
+    # torch.optim.Adagrad (kbc): G = g^2, update = -lr g / (sqrt(G) + 1e-10), about -lr
+    # sign(g) even for 1e-9 gradients; kgjax's row puts eps 1e-20 under the root instead
+    # (within 10% of torch's at |g| = 1e-9, equal for larger); optax's defaults (G0 = 0.1,
+    # eps 1e-7) barely move.
+    from kgjax.train.optimizers import make_optimizer
+
+    grads = {"w": jnp.array([1e-9, -3e-9, 2e-3, 0.0], jnp.float32)}
+    params = {"w": jnp.zeros(4, jnp.float32)}
+    g = np.asarray(grads["w"], np.float64)
+    expected = -0.1 * g / np.sqrt(g * g + 1e-20)
+    torch = -0.1 * g / (np.sqrt(g * g) + 1e-10)
+    np.testing.assert_allclose(expected, torch, rtol=0.1)
+    kbc = config_lib.from_file(f"{REPO}/configs/complex_n3.py:umls").optimizer
+    optimizer, _ = make_optimizer(kbc, 10)
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    np.testing.assert_allclose(np.asarray(updates["w"]), expected, rtol=1e-4, atol=1e-12)
+    default = make_config().optimizer
+    default.name = "adagrad"
+    optimizer, _ = make_optimizer(default, 10)
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    assert np.abs(np.asarray(updates["w"][:2])).max() < 1e-8
+
+
+def test_adagrad_settings_errors():
+    config = make_config()
+    config.optimizer.adagrad_initial_accumulator = -1.0
+    with pytest.raises(ConfigError, match="optimizer.adagrad_initial_accumulator"):
+        kge_config.validate(config)
+    config = make_config()
+    config.optimizer.row_sparse = True
+    config.optimizer.adagrad_epsilon = 1e-20
+    with pytest.raises(ConfigError, match="optimizer.adagrad_epsilon"):
+        kge_config.validate(config)

@@ -37,5 +37,11 @@ def make_optimizer(config: ml_collections.ConfigDict, num_steps: int):
     if config.name == "adam":
         return optax.adam(schedule), schedule
     if config.name == "adagrad":
-        return optax.adagrad(schedule), schedule
+        # optax starts the squared-gradient sums at 0.1 and adds eps 1e-7 inside the square
+        # root; torch.optim.Adagrad (kbc) starts at 0 and adds 1e-10 outside it, so its first
+        # steps are lr-sized even for the ~1e-9 gradients of N(0, 1e-3) tables, which optax's
+        # defaults scale down by ~1e5.
+        initial = config.get("adagrad_initial_accumulator", 0.1)
+        eps = config.get("adagrad_epsilon", 1e-7)
+        return optax.adagrad(schedule, initial_accumulator_value=initial, eps=eps), schedule
     raise ValueError(f"config.optimizer.name: unknown optimizer {config.name!r}")

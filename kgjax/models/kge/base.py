@@ -271,6 +271,9 @@ class KGEModel(QueriesThroughInteraction):
         initialisation range (gamma + 2) / dim for every model but RESCAL.
       entity_chunk_size: candidates scored per block in `score_t`/`score_h` for distance
         models, bounding the [B, chunk, De] intermediate.
+      init_std: 0: the reference's Uniform(-range, range) tables; > 0: Normal(0, init_std)
+        ones instead (kbc's ComplEx-N3 draws N(0, 1) x 1e-3). Only the draw changes:
+        `embedding_range` (RotatE's phase scale, the text projection's scale) does not.
     """
 
     num_entities: int
@@ -278,6 +281,7 @@ class KGEModel(QueriesThroughInteraction):
     dim: int = 100
     gamma: float = 12.0
     entity_chunk_size: int = 4096
+    init_std: float = 0.0
 
     name: ClassVar[str] = "base"
     interaction_class: ClassVar[type[Interaction]]
@@ -288,6 +292,8 @@ class KGEModel(QueriesThroughInteraction):
                 raise ValueError(
                     f"{self.name}: {field} must be positive, got {getattr(self, field)}"
                 )
+        if self.init_std < 0:
+            raise ValueError(f"{self.name}: init_std must be >= 0, got {self.init_std}")
 
     @property
     def interaction(self) -> Interaction:
@@ -307,6 +313,7 @@ class KGEModel(QueriesThroughInteraction):
             bound=self.embedding_range,
             complex_entities=self.complex_entities,
             complex_relations=self.complex_relations,
+            std=self.init_std or None,
         )
 
     @property

@@ -125,8 +125,8 @@ class RESCAL(KGEModel):
 
     @property
     def std(self) -> float:
-        """The tables' initial standard deviation, D^(-1/3)."""
-        return self.dim ** (-1.0 / 3.0)
+        """The tables' initial standard deviation: D^(-1/3), or `init_std` where set."""
+        return self.init_std or self.dim ** (-1.0 / 3.0)
 
     @property
     def embedding_range(self) -> float:
