@@ -36,8 +36,13 @@ Parts (all run by default; `--parts` picks some):
   pykeen_train   steps/s of PyKEEN's sLCWA loop (RotatE, NSSA loss, same batch/negatives/lr;
                  PyKEEN's "basic" sampler draws unfiltered negatives, kgjax filters them)
   pykeen_eval    seconds of PyKEEN's filtered RankBasedEvaluator on the same test triples
-  1vsAll: added with the regime (kgjax_train_1vsall, and PyKEEN's LCWA loop beside it). Not yet
-                 implemented: `PENDING_PARTS` names it and `--parts` refuses it until then.
+  kgjax_train_1vsall  steps/s of kgjax's 1vsAll step (DistMult, reciprocal relations: each step
+                 scores `one_to_all_batch` tail queries against all V entities, softmax
+                 cross-entropy), timed as kgjax_train
+  pykeen_train_lcwa  steps/s of PyKEEN's LCWA loop on the same DistMult, width and batch
+                 (each batch: that many (h, r) queries against all V tails, cross-entropy over
+                 the normalised multi-hot targets), timed as pykeen_train on an epoch of
+                 `train_steps_1vsall * one_to_all_batch` distinct training (h, r) queries
 Each part records peak device memory where the backend reports it, and `part_seconds`, its wall
 time. The table pairs each kgjax figure with PyKEEN's from the same invocation and gives the
 ratio.
@@ -77,10 +82,15 @@ from kgjax import config as config_lib
 from common import peak_memory_bytes, single_device_chunk, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ("kgjax_train", "kgjax_train_shared", "kgjax_eval", "pykeen_train", "pykeen_eval")
-# Parts that come with a kgjax training regime still being added: named so that `--parts`
-# says what is missing instead of "unknown part".
-PENDING_PARTS = {"kgjax_train_1vsall": "1vsAll: added with the regime"}
+PARTS = (
+    "kgjax_train",
+    "kgjax_train_shared",
+    "kgjax_eval",
+    "pykeen_train",
+    "pykeen_eval",
+    "kgjax_train_1vsall",
+    "pykeen_train_lcwa",
+)
 WARMUP_BATCHES = 3  # PyKEEN batches before the timed call
 WARMUP_EVAL_BATCHES = 2  # PyKEEN evaluation batches before the timed full split
 
@@ -95,6 +105,11 @@ class Case:
     shared_chunk_size: int  # positives sharing negatives in kgjax_train_shared
     overrides: tuple[tuple[str, object], ...] = ()
     eval_triples: int = 0  # test triples ranked (a fixed random sample); 0: the whole split
+    # The 1vsAll parts: queries per step and steps timed. Every step scores a [B, V] matrix,
+    # and PyKEEN's DistMult broadcasts a [B, V, D] product first, so B is smaller than the
+    # negative-sampling batch on CPU.
+    one_to_all_batch: int = 0  # 0: batch_size
+    train_steps_1vsall: int = 0  # 0: train_steps
 
 
 # The CPU widths of the real-shape mode: the reference configs' data and losses, narrower.
@@ -110,6 +125,8 @@ def _cpu_real(dataset: str, eval_batch_size: int, eval_triples: int) -> Case:
         shared_chunk_size=128,
         overrides=(*_CPU_REAL, ("evaluation.batch_size", eval_batch_size)),
         eval_triples=eval_triples,
+        one_to_all_batch=128,
+        train_steps_1vsall=20,
     )
 
 
@@ -134,14 +151,15 @@ CASES = {
             train_steps=40,
             shared_chunk_size=16,
             overrides=(("model.dim", 16), ("negatives.num_negatives", 8), ("batch_size", 64)),
+            train_steps_1vsall=20,
         ),
     ),
 }
 
 
-def load_config(case: Case, num_steps: int):
+def load_config(case: Case, num_steps: int, model: str = "rotate"):
     config = config_lib.from_file(
-        os.path.join(REPO, f"configs/rotate.py:{case.config_arg}"), dict(case.overrides)
+        os.path.join(REPO, f"configs/{model}.py:{case.config_arg}"), dict(case.overrides)
     )
     config.num_steps = num_steps
     config.steps_per_call = num_steps
@@ -157,20 +175,36 @@ def eval_triples(case: Case, dataset) -> np.ndarray:
     return dataset.test[np.sort(chosen)]
 
 
+def one_to_all_config(case: Case, num_steps: int):
+    """The 1vsAll parts' config: the case's DistMult with reciprocal relations, no regulariser,
+    `one_to_all_batch` queries per step."""
+    config = load_config(case, num_steps, model="distmult")
+    config.batch_size = case.one_to_all_batch or config.batch_size
+    config.training.regime = "1vsAll"
+    config.training.reciprocal = True
+    config.loss.regularizer = "none"
+    config.loss.subsampling = False
+    return config
+
+
+def _time_chunk(config, dataset, steps: int) -> tuple[float, float]:
+    """Seconds of the first (compiling) and second call of a `steps`-step training chunk."""
+    chunk, state, data = single_device_chunk(config, dataset, steps)
+    key = jax.random.key(config.seed)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        state, metrics = chunk(state, data, key)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - started)
+    return times[0], times[1]
+
+
 def kgjax_train(case: Case, dataset, shared_chunk_size: int = 0) -> dict:
     # Two device calls of `train_steps` each, as the trainer makes them: the first compiles.
     config = load_config(case, 2 * case.train_steps)
     config.negatives.shared_chunk_size = shared_chunk_size
-    chunk, state, data = single_device_chunk(config, dataset, case.train_steps)
-    key = jax.random.key(config.seed)
-    started = time.perf_counter()
-    state, metrics = chunk(state, data, key)
-    jax.block_until_ready(metrics)
-    compile_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    state, metrics = chunk(state, data, key)
-    jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - started
+    compile_seconds, seconds = _time_chunk(config, dataset, case.train_steps)
     return {
         "steps_per_second": case.train_steps / seconds,
         "steps": case.train_steps,
@@ -182,6 +216,20 @@ def kgjax_train(case: Case, dataset, shared_chunk_size: int = 0) -> dict:
 
 def kgjax_train_shared(case: Case, dataset) -> dict:
     return kgjax_train(case, dataset, case.shared_chunk_size)
+
+
+def kgjax_train_1vsall(case: Case, dataset) -> dict:
+    steps = case.train_steps_1vsall or case.train_steps
+    config = one_to_all_config(case, 2 * steps)
+    compile_seconds, seconds = _time_chunk(config, dataset, steps)
+    return {
+        "steps_per_second": steps / seconds,
+        "steps": steps,
+        "batch_size": config.batch_size,
+        "dim": config.model.dim,
+        "first_call_seconds": compile_seconds,
+        "peak_memory_bytes": peak_memory_bytes(),
+    }
 
 
 def kgjax_eval(case: Case, dataset) -> dict:
@@ -211,19 +259,12 @@ def kgjax_eval(case: Case, dataset) -> dict:
     }
 
 
-def _pykeen_setup(case: Case, dataset):
-    """PyKEEN's RotatE on `dataset`'s ids, and a maker of triples factories over them.
-
-    Returns:
-      (config, model, factory(triples int [n, 3]) -> TriplesFactory, torch device name).
-    """
+def _pykeen_factory(dataset):
+    """A maker of PyKEEN triples factories over `dataset`'s ids: triples int [n, 3] ->
+    TriplesFactory (same entity and relation ids, so the same tables)."""
     import torch
-    from pykeen.losses import NSSALoss
-    from pykeen.models import RotatE
     from pykeen.triples import TriplesFactory
 
-    config = load_config(case, 1)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     entity_to_id = {name: i for i, name in enumerate(dataset.entities.names)}
     relation_to_id = {name: i for i, name in enumerate(dataset.relations.names)}
 
@@ -234,6 +275,22 @@ def _pykeen_setup(case: Case, dataset):
             relation_to_id=relation_to_id,
         )
 
+    return factory
+
+
+def _pykeen_setup(case: Case, dataset):
+    """PyKEEN's RotatE on `dataset`'s ids, and a maker of triples factories over them.
+
+    Returns:
+      (config, model, factory(triples int [n, 3]) -> TriplesFactory, torch device name).
+    """
+    import torch
+    from pykeen.losses import NSSALoss
+    from pykeen.models import RotatE
+
+    config = load_config(case, 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    factory = _pykeen_factory(dataset)
     loss = NSSALoss(
         margin=config.model.gamma,
         adversarial_temperature=config.negatives.adversarial_temperature,
@@ -254,9 +311,16 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def pykeen_train(case: Case, dataset) -> dict:
-    import torch
-    from pykeen.training import SLCWATrainingLoop
+def _pykeen_timed(loop, factory, device, batch_size, warmup_triples, timed_triples, epochs):
+    """Warms `loop` up on `warmup_triples` (one epoch), then times `epochs` epochs of
+    `timed_triples` continuing from there (see the module docstring).
+
+    Returns:
+      (seconds of the timed call, batches it trained, batches the warm-up trained).
+
+    Raises:
+      RuntimeError: the timed call trained no batch.
+    """
     from pykeen.training.callbacks import TrainingCallback
 
     class BatchCounter(TrainingCallback):
@@ -268,6 +332,34 @@ def pykeen_train(case: Case, dataset) -> dict:
 
         def post_batch(self, epoch, batch, **kwargs):
             self.batches += 1
+
+    def run(triples, num_epochs, continue_training):
+        counter = BatchCounter()
+        _synchronize(device)
+        started = time.perf_counter()
+        loop.train(
+            triples_factory=factory(triples),
+            num_epochs=num_epochs,  # the epoch to reach, counting those already trained
+            batch_size=batch_size,
+            drop_last=True,
+            use_tqdm=False,
+            continue_training=continue_training,
+            callbacks=counter,
+        )
+        _synchronize(device)
+        return time.perf_counter() - started, counter.batches
+
+    # Warm-up: CUDA context, allocator, kernels; initialises the weights and Adam's state.
+    _, warmup_batches = run(warmup_triples, 1, continue_training=False)
+    seconds, batches = run(timed_triples, 1 + epochs, continue_training=True)
+    if batches == 0:
+        raise RuntimeError("PyKEEN's timed call trained no batch")
+    return seconds, batches, warmup_batches
+
+
+def pykeen_train(case: Case, dataset) -> dict:
+    import torch
+    from pykeen.training import SLCWATrainingLoop
 
     config, model, factory, device = _pykeen_setup(case, dataset)
     batch_size = config.batch_size
@@ -291,34 +383,71 @@ def pykeen_train(case: Case, dataset) -> dict:
         negative_sampler="basic",
         negative_sampler_kwargs={"num_negs_per_pos": config.negatives.num_negatives},
     )
-
-    def run(triples, num_epochs, continue_training):
-        counter = BatchCounter()
-        _synchronize(device)
-        started = time.perf_counter()
-        loop.train(
-            triples_factory=factory(triples),
-            num_epochs=num_epochs,  # the epoch to reach, counting those already trained
-            batch_size=batch_size,
-            drop_last=True,
-            use_tqdm=False,
-            continue_training=continue_training,
-            callbacks=counter,
-        )
-        _synchronize(device)
-        return time.perf_counter() - started, counter.batches
-
-    # Warm-up: CUDA context, allocator, kernels; initialises the weights and Adam's state.
-    _, warmup_batches = run(warmup_triples, 1, continue_training=False)
-    seconds, batches = run(timed_triples, 1 + epochs, continue_training=True)
-    if batches == 0:
-        raise RuntimeError("PyKEEN's timed call trained no batch")
+    seconds, batches, warmup_batches = _pykeen_timed(
+        loop, factory, device, batch_size, warmup_triples, timed_triples, epochs
+    )
     peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
     return {
         "steps_per_second": batches / seconds,
         "steps": batches,
         "warmup_steps": warmup_batches,
         "timed_epochs": epochs,
+        "timed_triples": len(timed_triples),
+        "peak_memory_bytes": peak,
+    }
+
+
+def queries_subsample(train: np.ndarray, num_queries: int, seed: int) -> np.ndarray:
+    """The training triples of `num_queries` distinct (h, r) pairs drawn at random (all of a
+    pair's tails), so that PyKEEN's LCWA epoch over them is exactly `num_queries` queries.
+
+    Args:
+      train: int [n, 3].
+
+    Returns:
+      int [m, 3], every triple of the chosen pairs; all of `train` if it has no more pairs.
+    """
+    pairs, pair_of_triple = np.unique(train[:, :2], axis=0, return_inverse=True)
+    if num_queries >= len(pairs):
+        return train
+    chosen = np.zeros(len(pairs), bool)
+    chosen[np.random.default_rng(seed).choice(len(pairs), num_queries, replace=False)] = True
+    return train[chosen[pair_of_triple.reshape(-1)]]
+
+
+def pykeen_train_lcwa(case: Case, dataset) -> dict:
+    import torch
+    from pykeen.losses import CrossEntropyLoss
+    from pykeen.models import DistMult
+    from pykeen.training import LCWATrainingLoop
+
+    config = one_to_all_config(case, 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    factory = _pykeen_factory(dataset)
+    model = DistMult(
+        triples_factory=factory(dataset.train),
+        embedding_dim=config.model.dim,
+        loss=CrossEntropyLoss(),
+        random_seed=config.seed,
+    ).to(device)
+    batch_size = config.batch_size
+    steps = case.train_steps_1vsall or case.train_steps
+    warmup_triples = queries_subsample(dataset.train, WARMUP_BATCHES * batch_size, config.seed)
+    timed_triples = queries_subsample(dataset.train, steps * batch_size, config.seed + 1)
+    optimizer = torch.optim.Adam(model.get_grad_params(), lr=config.optimizer.lr)
+    loop = LCWATrainingLoop(
+        model=model, triples_factory=factory(dataset.train), optimizer=optimizer
+    )
+    seconds, batches, warmup_batches = _pykeen_timed(
+        loop, factory, device, batch_size, warmup_triples, timed_triples, epochs=1
+    )
+    peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
+    return {
+        "steps_per_second": batches / seconds,
+        "steps": batches,
+        "batch_size": batch_size,
+        "dim": config.model.dim,
+        "warmup_steps": warmup_batches,
         "timed_triples": len(timed_triples),
         "peak_memory_bytes": peak,
     }
@@ -418,6 +547,29 @@ def markdown(report: dict) -> str:
             f"| {mib(get(results, 'kgjax_train', 'peak_memory_bytes'))} "
             f"| {mib(get(results, 'pykeen_train', 'peak_memory_bytes'))} |"
         )
+    lines += [
+        "",
+        "1vsAll (DistMult; kgjax: reciprocal relations, softmax cross-entropy; PyKEEN: LCWA, "
+        "cross-entropy):",
+        "",
+        "| dataset | batch | dim | kgjax 1vsAll steps/s | PyKEEN LCWA steps/s | ratio "
+        "| kgjax peak MiB | PyKEEN peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, results in report["results"].items():
+        k1, pl = (
+            get(results, "kgjax_train_1vsall", "steps_per_second"),
+            get(results, "pykeen_train_lcwa", "steps_per_second"),
+        )
+        if k1 is None and pl is None:
+            continue
+        part = "kgjax_train_1vsall" if k1 is not None else "pykeen_train_lcwa"
+        lines.append(
+            f"| {dataset} | {get(results, part, 'batch_size')} | {get(results, part, 'dim')} "
+            f"| {fmt(k1)} | {fmt(pl)} | {ratio(k1, pl)} "
+            f"| {mib(get(results, 'kgjax_train_1vsall', 'peak_memory_bytes'))} "
+            f"| {mib(get(results, 'pykeen_train_lcwa', 'peak_memory_bytes'))} |"
+        )
     lines.append("")
     lines.append(
         "Ratios: kgjax / PyKEEN for steps/s, PyKEEN / kgjax for seconds (higher = kgjax faster)."
@@ -441,12 +593,6 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "suite"))
     args = parser.parse_args()
     parts = args.parts.split(",")
-    pending = [part for part in parts if part in PENDING_PARTS]
-    if pending:
-        parser.error(
-            "not yet implemented: "
-            + "; ".join(f"{part} ({PENDING_PARTS[part]})" for part in pending)
-        )
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")

@@ -30,13 +30,20 @@ def test_speed_suite_cpu_mode(tmp_path):
     assert results["kgjax_train_shared"]["shared_chunk_size"] == 16
     assert results["kgjax_train_shared"]["steps_per_second"] > 0
     assert results["kgjax_eval"]["seconds"] > 0 and results["kgjax_eval"]["num_triples"] == 661
+    one_to_all = results["kgjax_train_1vsall"]
+    assert one_to_all["steps_per_second"] > 0 and one_to_all["batch_size"] == 64
     if importlib.util.find_spec("pykeen") is not None:
         assert results["pykeen_train"]["steps_per_second"] > 0
         assert results["pykeen_eval"]["seconds"] > 0
+        lcwa = results["pykeen_train_lcwa"]
+        assert lcwa["steps_per_second"] > 0 and (lcwa["batch_size"], lcwa["dim"]) == (64, 16)
+        # UMLS has fewer distinct (h, r) queries than 20 batches of 64: the whole split.
+        assert lcwa["timed_triples"] == 5216
     else:
         assert results["pykeen_train"].startswith("skipped")
     table = (tmp_path / "suite.md").read_text()
     assert "| umls |" in table and report["device"] in table
+    assert "| umls | 64 | 16 |" in table  # the 1vsAll table
 
 
 def _bench_module(name, monkeypatch):
@@ -130,6 +137,20 @@ def test_step_profile_cpu_mode(tmp_path):
     assert abs(rows["reference"]["final_loss"] - rows["autodiff_distance"]["final_loss"]) < 1e-5
     assert rows["shared"]["change"] == {"negatives.shared_chunk_size": 32}
     assert "| rotate | shared |" in (tmp_path / "profile.md").read_text()
+
+
+def test_queries_subsample_keeps_whole_queries(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    import numpy as np
+    import suite
+
+    train = np.array([[0, 0, 1], [0, 0, 2], [1, 0, 2], [2, 1, 0], [2, 1, 1], [0, 1, 2]])
+    chosen = suite.queries_subsample(train, 2, seed=0)
+    pairs = {tuple(pair) for pair in chosen[:, :2]}
+    assert len(pairs) == 2
+    # Every tail of a chosen query comes with it.
+    assert sorted(map(tuple, chosen)) == sorted(t for t in map(tuple, train) if t[:2] in pairs)
+    assert len(suite.queries_subsample(train, 4, seed=0)) == len(train)
 
 
 def test_small_datasets_grid_resumes_from_its_log_and_summarises_seeds(tmp_path, monkeypatch):
