@@ -135,9 +135,10 @@ def run(command: str, fv: flags.FlagValues) -> int:
         trainer = importlib.import_module(TRAINERS[family])
         results = trainer.train(fv.config, fv.workdir, progress=fv.progress)
         _print_metrics(results)
-        print(
-            f"steps/s {results['steps_per_second'] or 0:.1f}; results in {fv.workdir}/results.json"
-        )
+        rate = results["steps_per_second"]
+        # Only calls after the first (which compiles) are timed: one call leaves no rate.
+        rate = f"{rate:.1f}" if rate else "n/a (one device call, which compiled)"
+        print(f"steps/s {rate}; results in {fv.workdir}/results.json")
     elif command == "evaluate":
         results = runs.evaluate_run(fv.workdir)
         print(f"checkpoint at step {results['step']}")
