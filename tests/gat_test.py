@@ -1,4 +1,4 @@
-"""kgjax.ops.segment and kgjax.models.kg.gat: segment reductions and JAKET's relational GAT.
+"""kgjax.ops.segment and kgjax.models.graph.gat: segment reductions and JAKET's relational GAT.
 
 The segment ops are checked against NumPy under jit, with empty segments, padding, ids out of
 range, huge logits and non-finite padding; the layer against a NumPy transcription of JAKET's
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kgjax.models import kg
+from kgjax.models import graph
 from kgjax.ops import segment
 
 # Segment-op fixture: 9 members over 5 segments. Segment 3 has no member; segment 4 only a
@@ -247,7 +247,7 @@ def numpy_layer(params, inputs, composition="add", aggregation="attention"):
 )
 def test_layer_matches_numpy_reference(composition, num_heads):
     inputs = graph_inputs()
-    layer = kg.RelationalGATLayer(num_heads, composition)
+    layer = graph.RelationalGATLayer(num_heads, composition)
     params = init_layer(layer, inputs)
     output, state = layer.apply({"params": params}, *inputs, mutable=["intermediates"])
     (attention,) = state["intermediates"]["attention"]
@@ -262,7 +262,7 @@ def test_layer_matches_numpy_reference(composition, num_heads):
 
 def test_mean_aggregation_matches_numpy_reference():
     inputs = graph_inputs(seed=3)
-    layer = kg.RelationalGATLayer(2, "mult", aggregation="mean")
+    layer = graph.RelationalGATLayer(2, "mult", aggregation="mean")
     params = init_layer(layer, inputs, seed=3)
     assert "attention" not in params
     expected, _ = numpy_layer(params, inputs, "mult", aggregation="mean")
@@ -272,7 +272,7 @@ def test_mean_aggregation_matches_numpy_reference():
 def test_isolated_node_is_its_own_layer_norm_and_padding_changes_nothing():
     inputs = graph_inputs(seed=4)
     nodes = inputs[0]
-    layer = kg.RelationalGATLayer(4)
+    layer = graph.RelationalGATLayer(4)
     params = init_layer(layer, inputs, seed=4)
     output = np.asarray(layer.apply({"params": params}, *inputs))
     x = nodes[ISOLATED].astype(np.float64)
@@ -303,7 +303,7 @@ def test_isolated_node_is_its_own_layer_norm_and_padding_changes_nothing():
 
 def test_gradients_are_finite_with_isolated_nodes_and_with_every_edge_masked():
     inputs = graph_inputs(seed=5)
-    layer = kg.RelationalGATLayer(2, "corr")
+    layer = graph.RelationalGATLayer(2, "corr")
     params = init_layer(layer, inputs, seed=5)
     cotangent = np.random.default_rng(5).normal(size=(NUM_NODES, WIDTH)).astype(np.float32)
 
@@ -325,13 +325,13 @@ def test_circular_correlation_matches_its_sum_for_odd_and_even_widths():
     for width in (5, 8):
         x, y = rng.normal(size=(2, 3, width))
         expected = [numpy_compose("corr", a, b, None) for a, b in zip(x, y, strict=True)]
-        got = kg.circular_correlation(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+        got = graph.circular_correlation(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
         assert got.dtype == jnp.float32
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_with_inverse_edges_appends_reversed_edges_under_inverse_relations():
-    senders, receivers, relations, mask = kg.with_inverse_edges(
+    senders, receivers, relations, mask = graph.with_inverse_edges(
         SENDERS, RECEIVERS, EDGE_RELATIONS, EDGE_MASK, NUM_RELATIONS
     )
     num_edges = len(SENDERS)
@@ -347,7 +347,7 @@ def test_with_inverse_edges_appends_reversed_edges_under_inverse_relations():
     nodes, table = graph_inputs(seed=7)[:2]
     table = np.concatenate([table, -table[::-1]])  # 2R rows: inverse relations after
     edges = (senders, receivers, relations, mask)
-    layer = kg.RelationalGATLayer(4)
+    layer = graph.RelationalGATLayer(4)
     params = init_layer(layer, (nodes, table, *edges), seed=7)
     expected, alpha = numpy_layer(params, (nodes, table, *edges))
     np.testing.assert_allclose(
@@ -358,7 +358,7 @@ def test_with_inverse_edges_appends_reversed_edges_under_inverse_relations():
 
 def test_knowledge_module_stacks_layers_over_one_relation_table_and_compiles_once():
     inputs = graph_inputs(seed=8)
-    module = kg.KnowledgeModule(num_layers=2, num_heads=2, composition="mult")
+    module = graph.KnowledgeModule(num_layers=2, num_heads=2, composition="mult")
     variables = module.init(jax.random.key(8), *inputs)
     assert set(variables["params"]) == {"layer_0", "layer_1"}  # no relation table of its own
     traces = []
@@ -369,7 +369,7 @@ def test_knowledge_module_stacks_layers_over_one_relation_table_and_compiles_onc
         return module.apply(variables, *inputs)
 
     output = forward(variables, *inputs)
-    layer = kg.RelationalGATLayer(2, "mult")
+    layer = graph.RelationalGATLayer(2, "mult")
     hidden = layer.apply({"params": variables["params"]["layer_0"]}, *inputs)
     expected = layer.apply({"params": variables["params"]["layer_1"]}, hidden, *inputs[1:])
     np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-5)
@@ -384,7 +384,7 @@ def test_knowledge_module_stacks_layers_over_one_relation_table_and_compiles_onc
     assert np.isfinite(forward(variables, *other)).all()
     assert len(traces) == 1
     # No layers: E^KM = E^(0).
-    identity = kg.KnowledgeModule(num_layers=0, num_heads=2)
+    identity = graph.KnowledgeModule(num_layers=0, num_heads=2)
     np.testing.assert_array_equal(
         identity.apply(identity.init(jax.random.key(0), *inputs), *inputs), inputs[0]
     )
@@ -393,14 +393,16 @@ def test_knowledge_module_stacks_layers_over_one_relation_table_and_compiles_onc
 def test_invalid_settings_raise():
     inputs = graph_inputs()
     with pytest.raises(ValueError, match="composition must be one of"):
-        kg.RelationalGATLayer(2, "sub")
+        graph.RelationalGATLayer(2, "sub")
     with pytest.raises(ValueError, match="composition must be one of"):
-        kg.Composition("sub")
+        graph.Composition("sub")
     with pytest.raises(ValueError, match="aggregation must be one of"):
-        kg.RelationalGATLayer(2, aggregation="max")
+        graph.RelationalGATLayer(2, aggregation="max")
     with pytest.raises(ValueError, match="not divisible by num_heads 3"):
-        kg.RelationalGATLayer(3).init(jax.random.key(0), *inputs)
+        graph.RelationalGATLayer(3).init(jax.random.key(0), *inputs)
     with pytest.raises(ValueError, match="relation width"):
-        kg.RelationalGATLayer(2).init(jax.random.key(0), inputs[0], inputs[1][:, :4], *inputs[2:])
+        graph.RelationalGATLayer(2).init(
+            jax.random.key(0), inputs[0], inputs[1][:, :4], *inputs[2:]
+        )
     with pytest.raises(ValueError, match="num_layers must be non-negative"):
-        kg.KnowledgeModule(num_layers=-1, num_heads=2)
+        graph.KnowledgeModule(num_layers=-1, num_heads=2)

@@ -6,7 +6,7 @@ variables = module.init(key, nodes, relations, *edges)  # nodes [N, D], relation
 entities = module.apply(variables, nodes, relations, *edges)  # [N, D]
 """
 
-from kgjax.models.kg.gat import (
+from kgjax.models.graph.gat import (
     AGGREGATIONS,
     COMPOSITIONS,
     Composition,
