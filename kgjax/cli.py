@@ -26,7 +26,7 @@ from kgjax.train.host_loop import TrainingDiverged
 
 USAGE = __doc__.split("\n\n", 1)[1]
 # config.trainer -> the module whose `train(config, workdir, progress)` runs it; one per family.
-TRAINERS = {"kge": "kgjax.train.kge.trainer"}
+TRAINERS = {"kge": "kgjax.train.kge.trainer", "jaket_km": "kgjax.train.jaket.trainer"}
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 
 
@@ -70,6 +70,13 @@ def _required(fv: flags.FlagValues, *names: str) -> None:
 
 
 def _print_metrics(results: dict) -> None:
+    # JAKET's knowledge module: "<task>/<part>" blocks of accuracies.
+    for name, block in results.items():
+        if "/" in name and isinstance(block, dict) and "accuracy" in block:
+            extra = "".join(
+                f"  {key} {block[key]:.4f}" for key in ("mrr", "majority_accuracy") if key in block
+            )
+            print(f"{name}: accuracy {block['accuracy']:.4f}{extra}")
     for split in ("valid", "test"):
         if split in results:
             both = results[split]["both"]

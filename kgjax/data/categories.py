@@ -398,6 +398,44 @@ def _categories(
     return Categories(names, labels, mask, source)
 
 
+def read_category_file(
+    path: str | os.PathLike, keys: Sequence[str], *, min_count: int = 1
+) -> Categories:
+    """Categories from a user's file of `entity<TAB>category` lines (one label per entity).
+
+    Args:
+      path: the file; entities are the dataset's keys (names in its triple files).
+      keys: the entity names, in id order [V]; lines naming other entities are ignored.
+      min_count: categories with fewer labelled entities are folded into `OTHER`.
+
+    Returns:
+      The labels (categories sorted by name), -1 for entities the file does not list.
+
+    Raises:
+      DataError: a missing or non-UTF-8 file, a line without exactly two tab-separated
+        non-empty columns, or an entity given two different categories (file and line named).
+    """
+    path = os.fspath(path)
+    index = {key: i for i, key in enumerate(keys)}
+    chosen: dict[int, str] = {}
+    for line_number, line in _lines(path):
+        columns = [c.strip() for c in line.split("\t")]
+        if len(columns) != 2 or not all(columns):
+            raise DataError(
+                f"{path}:{line_number}: expected 2 tab-separated non-empty columns "
+                f"(entity, category): {line[:120]!r}"
+            )
+        entity, category = columns
+        if entity not in index:
+            continue
+        previous = chosen.setdefault(index[entity], category)
+        if previous != category:
+            raise DataError(
+                f"{path}:{line_number}: {entity} has two categories, {previous!r} and {category!r}"
+            )
+    return _categories(len(keys), chosen, sorted, min_count, [], path)
+
+
 def load_categories(
     name: str,
     keys: Sequence[str],

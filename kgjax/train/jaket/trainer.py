@@ -1,0 +1,306 @@
+"""JAKET's knowledge module, pre-trained on the graph alone, on the shared host loop.
+
+  config -> validate -> dataset, categories (split: pre-training / held out) -> memory E^(0)
+  and R from text (or random) -> subgraph sampler and budgets -> workdir
+  -> host_loop.run(family) -> evaluation on the whole training graph -> results.json
+
+Evaluation propagates the knowledge module over the whole training graph (every entity a
+node: `subgraphs.full_graph`) and reports category accuracy on the held-out labelled
+entities (and on the pre-training ones, and the majority-class accuracy beside them), and
+relation prediction on the valid and test triples (accuracy and the mean reciprocal rank of
+the true relation), none of whose edges are in the graph.
+
+One device for now: the memory and the model are replicated (a `mesh` section comes with
+the FB15k-237-sized runs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from kgjax.config import ConfigError
+from kgjax.data import categories as categories_lib
+from kgjax.data import descriptions, subgraphs
+from kgjax.data.triples import KGDataset
+from kgjax.models.jaket import KnowledgePretraining
+from kgjax.text import encode
+from kgjax.text import init as text_init
+from kgjax.train import host_loop
+from kgjax.train import workdir as workdir_lib
+from kgjax.train.jaket import batches as batches_lib
+from kgjax.train.jaket import config as km_config
+from kgjax.train.jaket.step import TrainState, make_train_chunk, memory_of
+from kgjax.train.optimizers import make_optimizer
+
+__all__ = ["train"]
+
+
+def load_dataset(data: ml_collections.ConfigDict) -> KGDataset:
+    """The dataset a run's `data` section names (`path` wins over `name`)."""
+    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
+
+    return catalog.load_dataset(
+        None if data.path else data.name,
+        path=data.path or None,
+        data_dir=data.data_dir or None,
+        tfds_dir=data.tfds_dir or None,
+    )
+
+
+def load_categories(config: ml_collections.ConfigDict, dataset: KGDataset):
+    """(Categories or None, pre-training entity ids, held-out entity ids)."""
+    if config.categories.source == "none":
+        return None, np.zeros(0, np.int32), np.zeros(0, np.int32)
+    section = config.categories
+    if section.source == "file":
+        labels = categories_lib.read_category_file(
+            section.path, dataset.entities.names, min_count=section.min_count
+        )
+    else:
+        labels = categories_lib.load_categories(
+            dataset.name,
+            dataset.entities.names,
+            config.data.data_dir or None,
+            min_count=section.min_count,
+        )
+    held_out_fraction = section.held_out_fraction
+    pretrain, held_out = categories_lib.split_labelled(
+        labels, (1 - held_out_fraction, held_out_fraction), seed=config.seed
+    )
+    return labels, pretrain, held_out
+
+
+def initial_memory(
+    config: ml_collections.ConfigDict, dataset: KGDataset, progress: bool
+) -> dict[str, np.ndarray]:
+    """E^(0) float32 [V, D] and R [R, D]: LM1 over descriptions, or random rows (ablation).
+
+    Random rows are standard normal, the scale of LayerNorm outputs, `memory.width` wide
+    (default MiniLM's 384), so that the ablation changes the content only.
+    """
+    memory = config.memory
+    if memory.init == "random":
+        rng = np.random.default_rng([config.seed, 0xE0])
+        return {
+            "entity": rng.standard_normal((dataset.num_entities, memory.width), np.float32),
+            "relation": rng.standard_normal((dataset.num_relations, memory.width), np.float32),
+        }
+    vectors, _ = text_init.entity_text_vectors(memory, config.data, dataset, progress)
+    from kgjax.models.lm import pretrained
+
+    folder = text_init.descriptions_folder(memory, config.data)
+    texts = descriptions.relation_descriptions(folder, dataset.relations.names)
+    model = pretrained.load_pretrained(memory.encoder or None)
+    relation_vectors = encode.encode_texts(
+        texts.texts,
+        model,
+        pooling=memory.pooling,
+        mentions=texts.mentions,
+        max_length=memory.max_length,
+        progress=progress,
+    )
+    return {"entity": vectors.astype(np.float32), "relation": relation_vectors}
+
+
+def _evaluate(model, params, frozen, dataset, full, labels, parts) -> dict:
+    """Category accuracy (per part) and relation prediction on valid/test over `full`."""
+    memory = memory_of(params, frozen)
+
+    def run(heads, tails):
+        return model.apply(
+            {"params": params["model"]},
+            memory["entity"][full.entity_ids],
+            memory["relation"],
+            full.senders,
+            full.receivers,
+            full.relations,
+            full.edge_mask,
+            jnp.asarray(heads, jnp.int32),
+            jnp.asarray(tails, jnp.int32),
+        )
+
+    results = {}
+    for split in ("valid", "test"):
+        triples = getattr(dataset, split)
+        _, category_logits, relation_logits = run(triples[:, 0], triples[:, 2])
+        logits = np.asarray(relation_logits)
+        true = logits[np.arange(len(triples)), triples[:, 1]]
+        ranks = 1 + np.sum(logits > true[:, None], axis=1)
+        results[f"relation_prediction/{split}"] = {
+            "accuracy": float(np.mean(ranks == 1)),
+            "mrr": float(np.mean(1.0 / ranks)),
+            "num_pairs": len(triples),
+        }
+    if labels is not None:
+        predicted = np.argmax(np.asarray(category_logits), axis=-1)
+        majority = int(np.argmax(np.bincount(labels.labels[parts["pretrain"]])))
+        for name, ids in parts.items():
+            truth = labels.labels[ids]
+            results[f"category/{name}"] = {
+                "accuracy": float(np.mean(predicted[ids] == truth)),
+                "majority_accuracy": float(np.mean(truth == majority)),
+                "num_entities": len(ids),
+            }
+    return results
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True) -> dict:
+    """Pre-trains, evaluates and writes `<workdir>/results.json`; resumes from the workdir.
+
+    Nothing is written before the config and the data validate.
+
+    Returns:
+      {"category/held_out": {...}, "category/pretrain": {...}, "relation_prediction/valid",
+      "relation_prediction/test", "steps", "train_seconds", "steps_per_second", "dataset",
+      "num_categories", "budgets"}.
+
+    Raises:
+      ConfigError, DataError: bad config or data (before anything is written).
+      TrainingDiverged: the loss became NaN or Inf.
+    """
+    km_config.validate(config)
+    dataset = load_dataset(config.data)
+    if progress:
+        tqdm.write(dataset.summary(), file=sys.stderr)
+    labels, pretrain, held_out = load_categories(config, dataset)
+    num_relations = dataset.num_relations
+    adjacency = subgraphs.Adjacency.build(
+        dataset.train, dataset.num_entities, num_relations, config.model.inverse_edges
+    )
+    train_labels = np.full(dataset.num_entities, -1, np.int32)
+    if labels is not None:
+        train_labels[pretrain] = labels.labels[pretrain]
+    sampler_section = config.sampler
+    sampler = subgraphs.SubgraphSampler(
+        adjacency,
+        num_roots=sampler_section.num_roots,
+        fanouts=tuple(sampler_section.fanouts),
+        walk_length=sampler_section.walk_length,
+        seed=config.seed,
+    )
+    try:
+        budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
+    except ValueError as error:
+        raise ConfigError(f"config.sampler: {error}") from None
+    sampler = subgraphs.SubgraphSampler(
+        adjacency,
+        num_roots=sampler_section.num_roots,
+        fanouts=tuple(sampler_section.fanouts),
+        walk_length=sampler_section.walk_length,
+        budgets=budgets,
+        seed=config.seed,
+    )
+    memory = initial_memory(config, dataset, progress)
+    model = KnowledgePretraining(
+        num_categories=len(labels.names) if labels is not None else 0,
+        num_relations=num_relations,
+        num_layers=config.model.num_layers,
+        num_heads=config.model.num_heads,
+        composition=config.model.composition,
+        aggregation=config.model.aggregation,
+        inverse_relations=config.model.inverse_edges,
+    )
+    if memory["entity"].shape[1] % config.model.num_heads:
+        raise ConfigError(
+            f"config.model.num_heads: {config.model.num_heads} does not divide the memory "
+            f"width {memory['entity'].shape[1]}"
+        )
+    optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
+    workdir_lib.claim(workdir, config, km_config.load, km_config.differences)
+
+    length = km_config.chunk_length(config)
+    weights = (config.loss.category_weight, config.loss.relation_weight)
+    run_chunk = make_train_chunk(model, optimizer, weights)
+
+    def example_batch() -> batches_lib.Batch:
+        return batches_lib.chunk(sampler, [0], train_labels, config.loss.num_pairs, num_relations)
+
+    def initial_state() -> TrainState:
+        batch = jax.tree.map(lambda x: x[0], example_batch())
+        graph = batch.graph
+        model_params = model.init(
+            jax.random.key(config.seed),
+            memory["entity"][graph.entity_ids],
+            memory["relation"],
+            graph.senders,
+            graph.receivers,
+            graph.relations,
+            graph.edge_mask,
+            batch.pair_heads,
+            batch.pair_tails,
+        )["params"]
+        arrays = jax.tree.map(jnp.asarray, memory)
+        params = {"model": model_params}
+        frozen = {}
+        if config.memory.trainable:
+            params["memory"] = arrays
+        else:
+            frozen["memory"] = arrays
+        return TrainState(
+            step=jnp.int32(0), params=params, frozen=frozen, opt_state=optimizer.init(params)
+        )
+
+    def abstract_state():
+        return jax.eval_shape(initial_state)
+
+    full = subgraphs.full_graph(adjacency)
+    parts = {"held_out": held_out, "pretrain": pretrain} if labels is not None else {}
+
+    def train_chunk(state):
+        start = int(state.step)
+        batch = batches_lib.chunk(
+            sampler, range(start, start + length), train_labels, config.loss.num_pairs,
+            num_relations,
+        )  # fmt: skip
+        return run_chunk(state, batch)
+
+    def evaluation(state):
+        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts)
+        return {
+            f"{name}/{key}": value
+            for name, metrics in results.items()
+            for key, value in metrics.items()
+            if key in ("accuracy", "mrr")
+        }
+
+    checkpointer = host_loop.open_checkpointer(workdir, config.checkpoint.max_to_keep)
+    writer = host_loop.open_writer(workdir)
+    try:
+        family = host_loop.Family(
+            initial_state=initial_state,
+            abstract_state=abstract_state,
+            train_chunk=train_chunk,
+            chunk_length=length,
+            evaluations={"km": evaluation},
+        )
+        outcome = host_loop.run(family, km_config.cadence(config), checkpointer, writer, progress)
+        state = outcome.state
+        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts)
+        writer.write(outcome.step, "final", evaluation(state))
+        results.update(
+            steps=int(outcome.step),
+            train_seconds=outcome.train_seconds,
+            steps_per_second=outcome.steps_per_second,
+            dataset={
+                "name": dataset.name,
+                "num_entities": dataset.num_entities,
+                "num_relations": dataset.num_relations,
+            },
+            num_categories=len(labels.names) if labels is not None else 0,
+            categories=list(labels.names) if labels is not None else [],
+            budgets=[list(budget) for budget in budgets],
+            device=str(jax.devices()[0].device_kind),
+            jax_version=jax.__version__,
+        )
+        workdir_lib.write_json(os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
+        return results
+    finally:
+        checkpointer.close()
+        writer.close()
