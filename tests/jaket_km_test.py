@@ -1,0 +1,210 @@
+"""JAKET's knowledge-module pre-training: batches, losses, frozen memory, resume, bad config."""
+
+import json
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+
+from kgjax import config as config_lib
+from kgjax.config import ConfigError
+from kgjax.data import subgraphs
+from kgjax.models.jaket import KnowledgePretraining
+from kgjax.train.jaket import batches as batches_lib
+from kgjax.train.jaket.step import TrainState, make_train_chunk
+from kgjax.train.jaket.trainer import train
+
+REPO = pathlib.Path(__file__).parents[1]
+NUM_ENTITIES, NUM_RELATIONS = 30, 3
+
+
+def tiny_triples(seed=0, count=150):
+    """Distinct (h, r, t) with h != t over 30 entities: r = h mod 3, the head's category in
+    `tiny_folder`, so that a few steps learn both tasks from the same signal."""
+    rng = np.random.default_rng(seed)
+    triples = set()
+    while len(triples) < count:
+        h, t = rng.choice(NUM_ENTITIES, 2, replace=False)
+        triples.add((int(h), int(h % NUM_RELATIONS), int(t)))
+    return np.array(sorted(triples), np.int32)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A dataset folder (train/valid/test.txt) and a categories file (3 categories)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    triples = tiny_triples()
+    splits = {"train": triples[:130], "valid": triples[130:140], "test": triples[140:]}
+    for name, rows in splits.items():
+        lines = [f"e{h}\tr{r}\te{t}\n" for h, r, t in rows]
+        (folder / f"{name}.txt").write_text("".join(lines))
+    (folder / "categories.tsv").write_text(
+        "".join(f"e{i}\tc{i % 3}\n" for i in range(NUM_ENTITIES))
+    )
+    return folder
+
+
+def tiny_config(folder, **overrides):
+    config = config_lib.from_file(f"{REPO}/configs/jaket_km.py:umls")
+    values = {
+        "data.path": str(folder),
+        "categories.source": "file",
+        "categories.path": str(folder / "categories.tsv"),
+        "memory.width": 16,
+        "model.num_heads": 2,
+        "sampler.num_roots": 8,
+        "sampler.fanouts": (3, 2),
+        "sampler.budget_draws": 16,
+        "loss.num_pairs": 8,
+        "optimizer.lr": 3e-2,
+        "num_steps": 60,
+        "steps_per_call": 10,
+        "log_every_steps": 10,
+        "eval_every_steps": 60,
+        "checkpoint_every_steps": 20,
+        **overrides,
+    }
+    for key, value in values.items():
+        config_lib.override(config, key, value)
+    return config
+
+
+def test_batches_hide_target_pairs_and_label_roots_only():
+    triples = tiny_triples()
+    known = {tuple(t) for t in triples}
+    adjacency = subgraphs.Adjacency.build(triples, NUM_ENTITIES, NUM_RELATIONS, True)
+    sampler = subgraphs.SubgraphSampler(adjacency, num_roots=6, fanouts=(4, 3), seed=1)
+    sampler = subgraphs.SubgraphSampler(
+        adjacency, num_roots=6, fanouts=(4, 3), budgets=sampler.propose_budgets(16), seed=1
+    )
+    labels = np.arange(NUM_ENTITIES, dtype=np.int32) % 3
+    labels[::5] = -1  # not in the pre-training part
+    batch = batches_lib.chunk(sampler, [3, 4], labels, num_pairs=5, num_relations=NUM_RELATIONS)
+    again = batches_lib.chunk(sampler, [3, 4], labels, num_pairs=5, num_relations=NUM_RELATIONS)
+    jax.tree.map(np.testing.assert_array_equal, batch, again)
+    raw = sampler.sample_many([3, 4])
+    for s in range(2):
+        ids = batch.graph.entity_ids[s]
+        pairs = set()
+        for i in np.flatnonzero(batch.pair_mask[s]):
+            h, t = batch.pair_heads[s, i], batch.pair_tails[s, i]
+            r = batch.pair_relations[s, i]
+            assert r < NUM_RELATIONS and (ids[h], r, ids[t]) in known
+            pairs.add(frozenset((int(h), int(t))))
+        assert pairs
+        for e in range(len(raw.edge_mask[s])):
+            between = frozenset((int(raw.senders[s, e]), int(raw.receivers[s, e]))) in pairs
+            # Edges joining a target pair are hidden; every other edge keeps its mask.
+            assert batch.graph.edge_mask[s, e] == (raw.edge_mask[s, e] and not between)
+        roots = batch.graph.root_mask[s]
+        np.testing.assert_array_equal(batch.labels[s][~roots], -1)
+        np.testing.assert_array_equal(batch.labels[s][roots], labels[ids[roots]])
+
+
+def test_gradients_reach_the_memory_only_when_it_is_trainable():
+    triples = tiny_triples()
+    adjacency = subgraphs.Adjacency.build(triples, NUM_ENTITIES, NUM_RELATIONS, True)
+    sampler = subgraphs.SubgraphSampler(
+        adjacency, num_roots=6, fanouts=(4,), budgets=((64, 256),), seed=0
+    )
+    labels = np.arange(NUM_ENTITIES, dtype=np.int32) % 3
+    batch = batches_lib.chunk(sampler, [0, 1], labels, num_pairs=4, num_relations=NUM_RELATIONS)
+    model = KnowledgePretraining(num_categories=3, num_relations=NUM_RELATIONS, num_heads=2)
+    rng = np.random.default_rng(0)
+    memory = {
+        "entity": jnp.asarray(rng.standard_normal((NUM_ENTITIES, 8)), jnp.float32),
+        "relation": jnp.asarray(rng.standard_normal((NUM_RELATIONS, 8)), jnp.float32),
+    }
+    first = jax.tree.map(lambda x: x[0], batch)
+    graph = first.graph
+    model_params = model.init(
+        jax.random.key(0),
+        memory["entity"][graph.entity_ids],
+        memory["relation"],
+        graph.senders,
+        graph.receivers,
+        graph.relations,
+        graph.edge_mask,
+        first.pair_heads,
+        first.pair_tails,
+    )["params"]
+    optimizer = optax.sgd(0.5)
+    run = make_train_chunk(model, optimizer, (1.0, 1.0))
+    for trainable in (False, True):
+        params = {"model": model_params, **({"memory": memory} if trainable else {})}
+        frozen = {} if trainable else {"memory": memory}
+        state = TrainState(jnp.int32(0), params, frozen, optimizer.init(params))
+        state, metrics = run(jax.tree.map(jnp.array, state), batch)
+        assert metrics["loss"].shape == (2,) and int(state.step) == 2
+        after = state.params["memory"] if trainable else state.frozen["memory"]
+        moved = np.abs(np.asarray(after["entity"]) - np.asarray(memory["entity"])).max()
+        assert (moved > 0) == trainable
+        # The rows of entities the batches never touched stay put even when trainable.
+        touched = np.unique(batch.graph.entity_ids[batch.graph.node_mask])
+        untouched = np.setdiff1d(np.arange(NUM_ENTITIES), touched)
+        np.testing.assert_array_equal(
+            np.asarray(after["entity"])[untouched], np.asarray(memory["entity"])[untouched]
+        )
+
+
+def read_train_metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [e for e in map(json.loads, f) if e["event"] == "train"]
+
+
+def checkpoint_params(workdir):
+    folder = os.path.join(workdir, "checkpoints")
+    step = max(int(name) for name in os.listdir(folder) if name.isdigit())
+    with ocp.StandardCheckpointer() as checkpointer:
+        return checkpointer.restore(os.path.join(folder, str(step), "default"))["params"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_folder, tmp_path_factory):
+    """60 steps of the tiny config, uninterrupted: (workdir, results)."""
+    workdir = str(tmp_path_factory.mktemp("full"))
+    return workdir, train(tiny_config(tiny_folder), workdir, progress=False)
+
+
+def test_both_losses_decrease_on_a_tiny_graph(full_run):
+    workdir, results = full_run
+    logged = read_train_metrics(workdir)
+    for name in ("category_loss", "relation_loss"):
+        first, last = logged[0][f"train/{name}"], logged[-1][f"train/{name}"]
+        assert last < 0.8 * first, (name, first, last)
+    assert results["steps"] == 60 and results["num_categories"] == 3
+    held_out = results["category/held_out"]
+    assert held_out["num_entities"] == 6  # 20% of 30 labelled entities
+    assert 0 <= held_out["accuracy"] <= 1
+    assert results["relation_prediction/test"]["num_pairs"] == 10
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KGJAX_LONG_TESTS"),
+    reason="two more training runs (~20 s of CPU); set KGJAX_LONG_TESTS=1",
+)
+def test_resume_matches_the_uninterrupted_run(tiny_folder, full_run, tmp_path):
+    full, results = full_run
+    split = str(tmp_path / "split")
+    train(tiny_config(tiny_folder, num_steps=20), split, progress=False)
+    resumed = train(tiny_config(tiny_folder), split, progress=False)
+    jax.tree.map(np.testing.assert_array_equal, checkpoint_params(full), checkpoint_params(split))
+    assert resumed["relation_prediction/test"] == results["relation_prediction/test"]
+
+
+def test_bad_config_is_named_before_anything_is_written(tiny_folder, tmp_path):
+    workdir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="categories.path"):
+        train(tiny_config(tiny_folder, **{"categories.path": ""}), str(workdir), progress=False)
+    with pytest.raises(ConfigError, match="model.num_heads"):
+        train(tiny_config(tiny_folder, **{"model.num_heads": 3}), str(workdir), progress=False)
+    with pytest.raises(ConfigError, match="model.aggregation"):
+        train(
+            tiny_config(tiny_folder, **{"model.aggregation": "max"}), str(workdir), progress=False
+        )
+    assert not workdir.exists()
