@@ -261,14 +261,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         )  # fmt: skip
         return run_chunk(state, batch)
 
-    def evaluation(state):
-        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts)
+    def scalars(results: dict) -> dict[str, float]:
         return {
             f"{name}/{key}": value
             for name, metrics in results.items()
             for key, value in metrics.items()
             if key in ("accuracy", "mrr")
         }
+
+    def evaluation(state):
+        return scalars(_evaluate(model, state.params, state.frozen, dataset, full, labels, parts))
 
     checkpointer = host_loop.open_checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = host_loop.open_writer(workdir)
@@ -283,7 +285,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         outcome = host_loop.run(family, km_config.cadence(config), checkpointer, writer, progress)
         state = outcome.state
         results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts)
-        writer.write(outcome.step, "final", evaluation(state))
+        writer.write(outcome.step, "final", scalars(results))
         results.update(
             steps=int(outcome.step),
             train_seconds=outcome.train_seconds,
