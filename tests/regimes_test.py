@@ -293,3 +293,21 @@ def test_adagrad_settings_errors():
     config.optimizer.adagrad_epsilon = 1e-20
     with pytest.raises(ConfigError, match="optimizer.adagrad_epsilon"):
         kge_config.validate(config)
+
+
+def test_conve_learning_rate_decays_per_epoch():
+    # ConvE's main.py: lr x 0.995 after every epoch; the config's epoch is num_steps / 1000.
+    from kgjax.train.optimizers import learning_rate_schedule
+
+    config = config_lib.from_file(f"{REPO}/configs/conve.py:fb15k237")
+    kge_config.validate(config)
+    epoch = config.optimizer.decay_steps
+    assert epoch == 1170 and config.num_steps == 1000 * epoch
+    schedule = learning_rate_schedule(config.optimizer, config.num_steps)
+    for at, epochs in ((0, 0), (epoch - 1, 0), (epoch, 1), (10 * epoch + 5, 10)):
+        assert float(schedule(at)) == pytest.approx(3e-3 * 0.995**epochs, rel=1e-6)
+    small = config_lib.from_file(f"{REPO}/configs/conve.py:umls").optimizer
+    assert small.schedule == "constant"
+    config.optimizer.decay_steps = 0
+    with pytest.raises(ConfigError, match="optimizer.decay_steps"):
+        kge_config.validate(config)

@@ -10,13 +10,19 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) ->
     """The schedule named by `config.schedule`, after an optional linear warm-up.
 
     step: lr, multiplied by `decay_factor` at `decay_steps` (the RotatE reference divides by
-    10 half-way). cosine: cosine decay to 0 over `num_steps`. constant: lr throughout.
+    10 half-way). exponential: lr * decay_factor^floor(step / decay_steps) (ConvE's 0.995
+    per epoch with decay_steps an epoch). cosine: cosine decay to 0 over `num_steps`.
+    constant: lr throughout.
     """
     lr = config.lr
     if config.schedule == "constant":
         schedule = optax.constant_schedule(lr)
     elif config.schedule == "step":
         schedule = optax.piecewise_constant_schedule(lr, {config.decay_steps: config.decay_factor})
+    elif config.schedule == "exponential":
+        schedule = optax.exponential_decay(
+            lr, config.decay_steps, config.decay_factor, staircase=True
+        )
     elif config.schedule == "cosine":
         schedule = optax.cosine_decay_schedule(lr, max(num_steps - config.warmup_steps, 1))
     else:

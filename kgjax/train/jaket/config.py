@@ -18,7 +18,7 @@ from kgjax.train import host_loop
 CATEGORY_SOURCES = ("dataset", "file", "none")
 MEMORY_INITS = ("text", "random")
 OPTIMIZERS = ("adam", "adagrad")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
 def km_config(

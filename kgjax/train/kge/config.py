@@ -24,7 +24,7 @@ from kgjax.train.kge.step import REGIMES
 
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
 OPTIMIZERS = ("adam", "adagrad")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
 REGULARIZERS = ("none", "l3", "n3")
 
 
@@ -243,6 +243,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ):
         check(config_lib.get(config, key) >= 1, key, "must be a positive integer")
     check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
+    if config.optimizer.schedule in ("step", "exponential"):
+        check(config.optimizer.decay_steps >= 1, "optimizer.decay_steps", "a positive integer")
     check(
         config.optimizer.adagrad_initial_accumulator >= 0,
         "optimizer.adagrad_initial_accumulator",
