@@ -57,6 +57,18 @@ class Checkpointer:
             step, args=ocp.args.StandardRestore(abstract, strict=not resized)
         )
 
+    def read(self, step: int | None = None):
+        """The checkpoint `step` (default: latest) as saved, without a target structure (on
+        the default device; for reading parts of another run, e.g. a pre-trained encoder).
+
+        Raises:
+          FileNotFoundError: no checkpoint in the directory.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{self.directory}: no checkpoint to read")
+        return self._manager.restore(step, args=ocp.args.StandardRestore())
+
     def _resized_rows(self, step: int, abstract) -> bool:
         """Whether the saved arrays differ from the target's only in their leading (padded row)
         dimension; any other difference is left to orbax's strict check to report."""

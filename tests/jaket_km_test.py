@@ -197,12 +197,56 @@ def test_resume_matches_the_uninterrupted_run(tiny_folder, full_run, tmp_path):
     assert resumed["relation_prediction/test"] == results["relation_prediction/test"]
 
 
+@pytest.mark.skipif(
+    not os.environ.get("KGJAX_LONG_TESTS"),
+    reason="one more training run (~10 s of CPU); set KGJAX_LONG_TESTS=1",
+)
+def test_a_pretrained_module_starts_a_run_on_another_graph(full_run, tmp_path):
+    # Another graph: 4 relations, 2 categories. Its run starts from the pre-trained layers
+    # and inverse map (barely moved at lr 1e-9) with heads of its own sizes.
+    other = tmp_path / "other"
+    other.mkdir()
+    rng = np.random.default_rng(5)
+    rows = {
+        (int(h), int(rng.integers(4)), int(t)) for h, t in rng.integers(0, 20, (90, 2)) if h != t
+    }
+    lines = [f"x{h}\tq{r}\tx{t}\n" for h, r, t in sorted(rows)]
+    for name, part in (("train", lines[:-10]), ("valid", lines[-10:-5]), ("test", lines[-5:])):
+        (other / f"{name}.txt").write_text("".join(part))
+    (other / "categories.tsv").write_text("".join(f"x{i}\tk{i % 2}\n" for i in range(20)))
+    pretrained, _ = full_run
+    config = tiny_config(other, **{"model.init_from": pretrained, "optimizer.lr": 1e-9})
+    config_lib.override(config, "categories.path", str(other / "categories.tsv"))
+    for key in ("num_steps", "eval_every_steps", "checkpoint_every_steps"):
+        config_lib.override(config, key, 10)
+    workdir = str(tmp_path / "fine_tuned")
+    results = train(config, workdir, progress=False)
+    assert results["num_categories"] == 2
+    before, after = checkpoint_params(pretrained)["model"], checkpoint_params(workdir)["model"]
+    for name in ("km", "inverse"):
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), before[name], after[name]
+        )
+    assert after["relation"]["kernel"].shape[-1] == 4 and after["category"]["bias"].shape == (2,)
+    # A module of another shape is refused before anything is written.
+    config_lib.override(config, "model.num_layers", 1)
+    with pytest.raises(ConfigError, match="does not fit"):
+        train(config, str(tmp_path / "misfit"), progress=False)
+    assert not (tmp_path / "misfit").exists()
+
+
 def test_bad_config_is_named_before_anything_is_written(tiny_folder, tmp_path):
     workdir = tmp_path / "run"
     with pytest.raises(ConfigError, match="categories.path"):
         train(tiny_config(tiny_folder, **{"categories.path": ""}), str(workdir), progress=False)
     with pytest.raises(ConfigError, match="model.num_heads"):
         train(tiny_config(tiny_folder, **{"model.num_heads": 3}), str(workdir), progress=False)
+    with pytest.raises(ConfigError, match="model.init_from"):
+        train(
+            tiny_config(tiny_folder, **{"model.init_from": str(tmp_path / "nothing")}),
+            str(workdir),
+            progress=False,
+        )
     with pytest.raises(ConfigError, match="model.aggregation"):
         train(
             tiny_config(tiny_folder, **{"model.aggregation": "max"}), str(workdir), progress=False

@@ -82,6 +82,9 @@ def km_config(
     # Edges in both directions: a triple (h, r, t) is t -> h under r and, with this, also
     # h -> t under r + R (CompGCN's inverse relations). JAKET's N_v alone is the first.
     c.model.inverse_edges = True
+    # A jaket_km workdir whose knowledge module (layers and inverse-relation map, not the
+    # heads) starts this run: pre-train on one graph, fine-tune on an unseen one.
+    c.model.init_from = ""
 
     c.sampler = ml_collections.ConfigDict()
     c.sampler.num_roots = num_roots

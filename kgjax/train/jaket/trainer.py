@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data import categories as categories_lib
 from kgjax.data import descriptions, subgraphs
@@ -107,6 +108,48 @@ def initial_memory(
         progress=progress,
     )
     return {"entity": vectors.astype(np.float32), "relation": relation_vectors}
+
+
+# The parts of a pre-trained run that carry to another graph: the GAT layers and the map
+# giving inverse relations their vectors. The heads are the new graph's own (its categories
+# and relations).
+TRANSFERRED = ("km", "inverse")
+
+
+def pretrained_encoder(workdir: str) -> dict:
+    """The transferable parameters of another jaket_km run's latest checkpoint.
+
+    Raises:
+      ConfigError: the folder holds no checkpoint.
+    """
+    checkpointer = Checkpointer(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR))
+    try:
+        saved = checkpointer.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config.model.init_from: {workdir} holds no checkpoint") from None
+    finally:
+        checkpointer.close()
+    model = saved["params"]["model"]
+    return {name: model[name] for name in TRANSFERRED if name in model}
+
+
+def with_encoder(model_params: dict, encoder: dict, source: str) -> dict:
+    """`model_params` with the pre-trained `encoder` parts in place of fresh ones.
+
+    Raises:
+      ConfigError: a part is missing or shaped otherwise (layers, heads or width differ).
+    """  # model_params may be abstract (jax.ShapeDtypeStruct): only shapes are compared
+    fresh_shapes = jax.tree.map(
+        np.shape, {k: model_params[k] for k in TRANSFERRED if k in model_params}
+    )
+    saved_shapes = jax.tree.map(np.shape, encoder)
+    if fresh_shapes != saved_shapes:
+        raise ConfigError(
+            f"config.model.init_from: {source}'s knowledge module does not fit this one "
+            f"(same num_layers, num_heads, composition, inverse_edges and memory width needed): "
+            f"{saved_shapes} vs {fresh_shapes}"
+        )
+    return {**model_params, **jax.tree.map(jnp.asarray, encoder)}
 
 
 def _evaluate(model, params, frozen, dataset, full, labels, parts) -> dict:
@@ -213,19 +256,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             f"width {memory['entity'].shape[1]}"
         )
     optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
-    workdir_lib.claim(workdir, config, km_config.load, km_config.differences)
-
-    length = km_config.chunk_length(config)
-    weights = (config.loss.category_weight, config.loss.relation_weight)
-    run_chunk = make_train_chunk(model, optimizer, weights)
+    encoder = pretrained_encoder(config.model.init_from) if config.model.init_from else None
 
     def example_batch() -> batches_lib.Batch:
         return batches_lib.chunk(sampler, [0], train_labels, config.loss.num_pairs, num_relations)
 
-    def initial_state() -> TrainState:
+    def init_model_params():
         batch = jax.tree.map(lambda x: x[0], example_batch())
         graph = batch.graph
-        model_params = model.init(
+        return model.init(
             jax.random.key(config.seed),
             memory["entity"][graph.entity_ids],
             memory["relation"],
@@ -236,6 +275,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             batch.pair_heads,
             batch.pair_tails,
         )["params"]
+
+    if encoder is not None:  # a misfit is an error before anything is written
+        with_encoder(jax.eval_shape(init_model_params), encoder, config.model.init_from)
+    workdir_lib.claim(workdir, config, km_config.load, km_config.differences)
+
+    length = km_config.chunk_length(config)
+    weights = (config.loss.category_weight, config.loss.relation_weight)
+    run_chunk = make_train_chunk(model, optimizer, weights)
+
+    def initial_state() -> TrainState:
+        model_params = init_model_params()
+        if encoder is not None:
+            model_params = with_encoder(model_params, encoder, config.model.init_from)
         arrays = jax.tree.map(jnp.asarray, memory)
         params = {"model": model_params}
         frozen = {}
