@@ -85,6 +85,27 @@ def read_done(path: str) -> dict:
     return done
 
 
+def pivot(rows: list[dict]) -> list[str]:
+    """Test MRR (mean ± std) with a model per line and a (dataset, regime) per column."""
+    columns = list(dict.fromkeys((r["config"].split(":")[1], r["regime"]) for r in rows))
+    models = list(dict.fromkeys(r["config"].split(":")[0] for r in rows))
+    cells = {(r["config"].split(":")[0], r["config"].split(":")[1], r["regime"]): r for r in rows}
+    lines = [
+        "Test MRR by regime:",
+        "",
+        "| model | " + " | ".join(f"{d} {regime}" for d, regime in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for model in models:
+        values = []
+        for dataset, regime in columns:
+            row = cells.get((model, dataset, regime))
+            values.append(f"{row['test_mrr']:.3f} ± {row['test_mrr_std']:.3f}" if row else "n/a")
+        name = model.removeprefix("configs/").removesuffix(".py")
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rotate,transe,distmult,complex", help="or all")
@@ -144,6 +165,7 @@ def main() -> None:
             f"{cell(row, 'test_mr', 2)} | {cell(row, 'test_hits@1', 3)} | "
             f"{cell(row, 'test_hits@3', 3)} | {cell(row, 'test_hits@10', 3)} |"
         )
+    lines += ["", *pivot(rows)]
     lines.append("")
     lines.append(
         f"Mean ± sample standard deviation over seeds {args.seeds}; test, filtered, realistic "
