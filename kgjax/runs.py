@@ -15,6 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from kgjax import config as config_lib
 from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data.triples import Vocabulary
@@ -73,6 +74,14 @@ def restore(workdir: str, devices=None) -> TrainedRun:
       RunError: the workdir has no config, vocabulary or checkpoint.
     """
 
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.isfile(config_path):
+        family = config_lib.load(config_path, {"trainer": "kge"}).trainer
+        if family != "kge":
+            raise RunError(
+                f"{workdir}: a {family!r} run; evaluate, predict and export read KGE runs "
+                f"(its evaluation is in {workdir}/results.json)"
+            )
     for name in (CONFIG_FILE, VOCAB_FILE):
         if not os.path.isfile(os.path.join(workdir, name)):
             raise RunError(f"{workdir}: no {name}; is this the workdir of a `kgjax train` run?")

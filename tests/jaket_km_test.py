@@ -12,6 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from kgjax import config as config_lib
+from kgjax import runs
 from kgjax.config import ConfigError
 from kgjax.data import subgraphs
 from kgjax.models.jaket import KnowledgePretraining
@@ -182,6 +183,9 @@ def test_both_losses_decrease_on_a_tiny_graph(full_run):
     assert held_out["num_entities"] == 6  # 20% of 30 labelled entities
     assert 0 <= held_out["accuracy"] <= 1
     assert results["relation_prediction/test"]["num_pairs"] == 10
+    # The KGE readers (kgjax evaluate / predict / export) name the run's family instead.
+    with pytest.raises(runs.RunError, match="a 'jaket_km' run"):
+        runs.restore(workdir)
 
 
 @pytest.mark.skipif(
