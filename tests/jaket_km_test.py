@@ -251,6 +251,9 @@ def test_bad_config_is_named_before_anything_is_written(tiny_folder, tmp_path):
             str(workdir),
             progress=False,
         )
+    with pytest.raises(ConfigError, match="sampler.roots_from"):
+        overrides = {"categories.source": "none", "sampler.roots_from": "labelled"}
+        train(tiny_config(tiny_folder, **overrides), str(workdir), progress=False)
     with pytest.raises(ConfigError, match="model.aggregation"):
         train(
             tiny_config(tiny_folder, **{"model.aggregation": "max"}), str(workdir), progress=False

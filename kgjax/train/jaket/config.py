@@ -91,6 +91,9 @@ def km_config(
     c.sampler.walk_length = 2
     c.sampler.fanouts = tuple(fanouts)
     c.sampler.budget_draws = 256  # draws whose sizes propose the padded budgets
+    # Where walks start: "all" entities of the graph, or the "labelled" ones of the training
+    # part (few-label fine-tuning, where most roots would otherwise carry no category).
+    c.sampler.roots_from = "all"
 
     c.loss = ml_collections.ConfigDict()
     c.loss.category_weight = 1.0
@@ -153,6 +156,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.model.aggregation in AGGREGATIONS, "model.aggregation", str(AGGREGATIONS))
     check(config.sampler.num_roots >= 1, "sampler.num_roots", "a positive integer")
     check(config.sampler.walk_length >= 0, "sampler.walk_length", "0 or more")
+    check(
+        config.sampler.roots_from in ("all", "labelled"),
+        "sampler.roots_from",
+        "all or labelled",
+    )
+    check(
+        config.sampler.roots_from == "all" or config.categories.source != "none",
+        "sampler.roots_from",
+        "all when there are no categories",
+    )
     check(
         len(config.sampler.fanouts) >= 1 and min(config.sampler.fanouts) >= 1,
         "sampler.fanouts",

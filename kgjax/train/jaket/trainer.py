@@ -221,12 +221,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     if labels is not None:
         train_labels[pretrain] = labels.labels[pretrain]
     sampler_section = config.sampler
+    starts = pretrain if sampler_section.roots_from == "labelled" else None
     sampler = subgraphs.SubgraphSampler(
         adjacency,
         num_roots=sampler_section.num_roots,
         fanouts=tuple(sampler_section.fanouts),
         walk_length=sampler_section.walk_length,
         seed=config.seed,
+        starts=starts,
     )
     try:
         budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
@@ -239,6 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         walk_length=sampler_section.walk_length,
         budgets=budgets,
         seed=config.seed,
+        starts=starts,
     )
     memory = initial_memory(config, dataset, progress)
     model = KnowledgePretraining(
