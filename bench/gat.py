@@ -7,7 +7,9 @@ Run:
 
 Sizes (nodes N, edges E, both directions of every triple, width D = MiniLM's 384, 4 heads):
   fb15k237  the whole FB15k-237 training graph: N 14,541, E 544,230 (the edge-list layer only:
-            the dense reference's [H, N, N] scores alone would be 3.4 GB)
+            the dense reference's [H, N, N] scores alone are 3.4 GB, its backward several
+            such tensors, beyond this 24 GB CPU machine)
+  fb15k237_dense  the same with the dense reference beside it (the GPU part, bench/gpu.sh gat)
   subgraph  a padded JAKET mini-batch budget: N 4,096, E 32,768 (both implementations)
   tiny      N 512, E 4,096 (both; the CI smoke size)
 Random graphs with those sizes (the layer's cost depends on N, E, D and H, not on which
@@ -37,6 +39,7 @@ from common import machine, write_results
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {
     "fb15k237": (14_541, 544_230, 474, False),  # N, E, R (with inverses), dense reference?
+    "fb15k237_dense": (14_541, 544_230, 474, True),  # GPU: [H, N, N] is 3.4 GB a tensor
     "subgraph": (4_096, 32_768, 474, True),
     "tiny": (512, 4_096, 16, True),
 }

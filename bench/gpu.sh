@@ -22,6 +22,7 @@
 #   profile   bench/step_profile.py --mode=gpu --models=rotate: where the step's time goes (200)
 #   encode    bench/encode.py: MiniLM encoding, kgjax vs sentence-transformers (150)
 #   scale     bench/scale.py at 1M-16M entities on the one GPU (240)
+#   gat       bench/gat.py: JAKET's GAT layer, edge list vs dense, FB15k-237 size (150)
 # A part that runs out of time is cut and named in $OUT/gpu_log.txt; the others still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,10 +52,11 @@ for part in "$@"; do
       run_part profile 200 python3 bench/step_profile.py --mode=gpu --models=rotate \
         --out="$OUT/step_profile_gpu" ;;
     encode) run_part encode 150 python3 bench/encode.py --repeats=2 --out="$OUT" ;;
+    gat) run_part gat 150 python3 bench/gat.py --sizes=subgraph,fb15k237_dense --out="$OUT/gat_gpu" ;;
     scale)
       run_part scale 240 python3 bench/scale.py --entities=1000000,4000000,16000000 --dim=200 \
         --batch_size=1024 --num_negatives=256 --out="$OUT" ;;
-    *) echo "unknown part $part (suite, profile, encode, scale)" >>"$log" ;;
+    *) echo "unknown part $part (suite, profile, encode, scale, gat)" >>"$log" ;;
   esac
 done
 tail -n 40 "$log"
