@@ -24,6 +24,14 @@ RUNS = {
     "wn18rr_cpu": ("WN18RR", 0.479, 0.48),  # (kbc: rank 2000)
 }
 
+# What the logs of a particular run show about its timing (metrics_tail.jsonl's stamps).
+RUN_NOTES = {
+    "fb15k237_cpu": "its train minutes include a 15-minute pause (the process was stopped "
+    "while bench/suite.py measured on its core: epoch 5-6 took 1,080 s against about 180 s "
+    "for the others), so about 67 minutes of training, on one core (both for its first 7 "
+    "minutes) at times shared with tests",
+}
+
 
 def main() -> None:
     rows = []
@@ -81,6 +89,9 @@ def main() -> None:
         "CPU-sized cut on one core of this machine, not a tuned run.",
         *sorted({f"Device: {r['device']} (one core, `taskset`), jax {r['jax']}." for r in rows}),
     ]
+    for row in RUNS:
+        if row in RUN_NOTES and any(r["config"].endswith(f":{row}") for r in rows):
+            lines.append(f"`{row}`: {RUN_NOTES[row]}.")
     for r in rows:
         curve = ", ".join(f"{step}: {mrr:.3f}" for step, mrr in r["valid_curve"])
         lines.append(f"Valid MRR by step, {r['dataset']}: {curve or 'only the final one'}.")
