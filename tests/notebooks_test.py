@@ -14,8 +14,16 @@ DATA_DIR = pathlib.Path(
 )
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "language_module.ipynb", "mmrns.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.ipynb", "language_module.ipynb", "mmrns.ipynb", "jaket_graph.ipynb"]
+)
 def test_notebook_runs(name, tmp_path, monkeypatch):
+    if name == "jaket_graph.ipynb":
+        if not os.environ.get("KGJAX_LONG_TESTS"):
+            pytest.skip("WN18RR's whole graph, about a minute of CPU; set KGJAX_LONG_TESTS=1")
+        if not (DATA_DIR / "wn18rr" / "kg-bert" / "entity2text.txt").is_file():
+            pytest.skip(f"{DATA_DIR}/wn18rr not found; set KGJAX_DATA_DIR to run it")
+        monkeypatch.setenv("KGJAX_DATA_DIR", str(DATA_DIR.resolve()))
     if name == "mmrns.ipynb":
         if importlib.util.find_spec("matplotlib") is None:
             pytest.skip("colab/mmrns.ipynb plots with matplotlib; runs once it is installed")
@@ -44,4 +52,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
         for output in cell.outputs
     )
     assert "Error" not in outputs
-    assert "test MRR" in outputs
+    if name == "jaket_graph.ipynb":  # trained, classified, and attention listed
+        assert "category/held_out" in outputs and "predicted" in outputs
+        assert "edges into" in outputs
+    else:
+        assert "test MRR" in outputs
