@@ -85,8 +85,9 @@ def read_done(path: str) -> dict:
     return done
 
 
-def pivot(rows: list[dict]) -> list[str]:
-    """Test MRR (mean ± std) with a model per line and a (dataset, regime) per column."""
+def pivot(rows: list[dict], num_seeds: int = 3) -> list[str]:
+    """Test MRR (mean ± std) with a model per line and a (dataset, regime) per column; a
+    cell with fewer than `num_seeds` runs says how many it has."""
     columns = list(dict.fromkeys((r["config"].split(":")[1], r["regime"]) for r in rows))
     models = list(dict.fromkeys(r["config"].split(":")[0] for r in rows))
     cells = {(r["config"].split(":")[0], r["config"].split(":")[1], r["regime"]): r for r in rows}
@@ -116,6 +117,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], help="key=value config override")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "small_datasets"))
+    parser.add_argument("--note", default="", help="a sentence for the table's footer")
+    parser.add_argument(
+        "--report_only",
+        action="store_true",
+        help="train nothing: tabulate the runs the log holds (cells with none are left out)",
+    )
     args = parser.parse_args()
     models = (ALL_MODELS if args.models == "all" else args.models).split(",")
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -131,6 +138,8 @@ def main() -> None:
                 runs = []
                 for seed in seeds:
                     key = (model, dataset, variant, seed)
+                    if key not in done and args.report_only:
+                        continue
                     if key not in done:
                         overrides = [*args.set, *regime, f"seed={seed}"]
                         run = run_once(model, dataset, overrides)
@@ -142,7 +151,9 @@ def main() -> None:
                             f.write(json.dumps(done[key]) + "\n")
                         print(json.dumps(done[key]), flush=True)
                     runs.append(done[key])
-                rows.append({"config": f"configs/{model}.py:{dataset}", **summarise(runs)})
+                if runs:
+                    row = {"config": f"configs/{model}.py:{dataset}", **summarise(runs)}
+                    rows.append(row)
 
     meta = {
         **machine(),
@@ -159,19 +170,21 @@ def main() -> None:
 
     for row in rows:
         regime = row["regime"] + (" + reciprocal" if row["reciprocal"] else "")
+        if row["seeds"] < len(seeds):
+            regime += f" ({row['seeds']} of {len(seeds)} seeds)"
         lines.append(
             f"| `{row['config']}` | {regime} | {row['steps']} | {cell(row, 'wall_seconds', 1)} | "
             f"{row['steps_per_second']:.0f} | {cell(row, 'test_mrr', 3)} | "
             f"{cell(row, 'test_mr', 2)} | {cell(row, 'test_hits@1', 3)} | "
             f"{cell(row, 'test_hits@3', 3)} | {cell(row, 'test_hits@10', 3)} |"
         )
-    lines += ["", *pivot(rows)]
+    lines += ["", *pivot(rows, len(seeds))]
     lines.append("")
     lines.append(
         f"Mean ± sample standard deviation over seeds {args.seeds}; test, filtered, realistic "
         "ranks, both sides. Wall seconds: the whole `train` call (data, compile, training, "
         f"evaluation). {meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, "
-        f"Python {meta['python']}; `{meta['command']}`"
+        f"Python {meta['python']}; `{meta['command']}`" + (f" {args.note}" if args.note else "")
     )
     write_results(args.out, {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
     print("\n".join(lines))
