@@ -259,8 +259,9 @@ def test_get_takes_the_model_fields_as_hyper_parameters():
         "dim": 4,
         "gamma": 1.5,
         "entity_chunk_size": 2,
+        "init_std": 0.0,
     }
-    known = "known: dim, entity_chunk_size, gamma"
+    known = "known: dim, entity_chunk_size, gamma, init_std"
     with pytest.raises(
         ValueError, match=rf"hyper-parameter\(s\) for transe: chunk, dimension; {known}"
     ):
