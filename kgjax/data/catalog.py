@@ -139,6 +139,17 @@ def load_dataset(
     return _drop_duplicates(triples.build_dataset(name, raw, files))
 
 
+def load_section(data) -> KGDataset:
+    """The dataset a run's `data` section names (`path` wins over `name`): every family's
+    config has the same section (name, path, data_dir, tfds_dir)."""
+    return load_dataset(
+        None if data.path else data.name,
+        path=data.path or None,
+        data_dir=data.data_dir or None,
+        tfds_dir=data.tfds_dir or None,
+    )
+
+
 def canonical_name(name: str) -> str:
     """Returns the catalog name for `name` or a folder spelling of it (`FB15k-237`).
 

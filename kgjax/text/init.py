@@ -110,6 +110,33 @@ def entity_text_vectors(
     return vectors, texts
 
 
+def relation_text_vectors(
+    text: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    dataset: KGDataset,
+    progress: bool = True,
+) -> np.ndarray:
+    """Every relation's description vector (`kg-bert/relation2text.txt`, the whole text as
+    its mention), in relation id order: float32 [R, Dt].
+
+    Raises:
+      DataError: a missing or malformed relation file.
+      pretrained.CheckpointError: an unusable encoder folder.
+    """
+    texts = descriptions.relation_descriptions(
+        descriptions_folder(text, data), dataset.relations.names
+    )
+    model = pretrained.load_pretrained(text.encoder or None)
+    return encode.encode_texts(
+        texts.texts,
+        model,
+        pooling=text.pooling,
+        mentions=texts.mentions,
+        max_length=text.max_length,
+        progress=progress,
+    )
+
+
 def initial_entities(
     projection: str, seed: int, dataset: KGDataset, model: KGEModel, text: np.ndarray
 ) -> np.ndarray:

@@ -38,6 +38,32 @@ def memory_of(state_params: dict, frozen: dict) -> dict:
     return state_params["memory"] if "memory" in state_params else frozen["memory"]
 
 
+def forward(
+    model: KnowledgePretraining,
+    model_params: dict,
+    memory: dict,
+    graph,
+    pair_heads: jax.Array,
+    pair_tails: jax.Array,
+    **apply_kwargs,
+):
+    """The model on a padded graph whose node i is entity `graph.entity_ids[i]`, its E^(0)
+    rows read from `memory`; returns `KnowledgePretraining`'s (E^KM, category logits,
+    relation logits) (and the mutable collections with `mutable=`)."""
+    return model.apply(
+        {"params": model_params},
+        memory["entity"][graph.entity_ids],
+        memory["relation"],
+        graph.senders,
+        graph.receivers,
+        graph.relations,
+        graph.edge_mask,
+        pair_heads,
+        pair_tails,
+        **apply_kwargs,
+    )
+
+
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     mask = mask.astype(values.dtype)
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -56,17 +82,11 @@ def losses(
       (loss, metrics {"loss", "category_loss", "relation_loss", "category_accuracy",
       "relation_accuracy", "category_targets", "relation_targets"}).
     """
-    memory = memory_of(params, frozen)
-    graph = batch.graph
-    nodes = memory["entity"][graph.entity_ids]
-    _, category_logits, relation_logits = model.apply(
-        {"params": params["model"]},
-        nodes,
-        memory["relation"],
-        graph.senders,
-        graph.receivers,
-        graph.relations,
-        graph.edge_mask,
+    _, category_logits, relation_logits = forward(
+        model,
+        params["model"],
+        memory_of(params, frozen),
+        batch.graph,
         batch.pair_heads,
         batch.pair_tails,
     )

@@ -16,6 +16,7 @@ the FB15k-237-sized runs).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -28,31 +29,18 @@ from tqdm import tqdm
 from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data import categories as categories_lib
-from kgjax.data import descriptions, subgraphs
+from kgjax.data import subgraphs
 from kgjax.data.triples import KGDataset
 from kgjax.models.jaket import KnowledgePretraining
-from kgjax.text import encode
 from kgjax.text import init as text_init
 from kgjax.train import host_loop
 from kgjax.train import workdir as workdir_lib
 from kgjax.train.jaket import batches as batches_lib
 from kgjax.train.jaket import config as km_config
-from kgjax.train.jaket.step import TrainState, make_train_chunk, memory_of
+from kgjax.train.jaket.step import TrainState, forward, make_train_chunk, memory_of
 from kgjax.train.optimizers import make_optimizer
 
 __all__ = ["train"]
-
-
-def load_dataset(data: ml_collections.ConfigDict) -> KGDataset:
-    """The dataset a run's `data` section names (`path` wins over `name`)."""
-    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
-
-    return catalog.load_dataset(
-        None if data.path else data.name,
-        path=data.path or None,
-        data_dir=data.data_dir or None,
-        tfds_dir=data.tfds_dir or None,
-    )
 
 
 def load_categories(config: ml_collections.ConfigDict, dataset: KGDataset):
@@ -94,19 +82,7 @@ def initial_memory(
             "relation": rng.standard_normal((dataset.num_relations, memory.width), np.float32),
         }
     vectors, _ = text_init.entity_text_vectors(memory, config.data, dataset, progress)
-    from kgjax.models.lm import pretrained
-
-    folder = text_init.descriptions_folder(memory, config.data)
-    texts = descriptions.relation_descriptions(folder, dataset.relations.names)
-    model = pretrained.load_pretrained(memory.encoder or None)
-    relation_vectors = encode.encode_texts(
-        texts.texts,
-        model,
-        pooling=memory.pooling,
-        mentions=texts.mentions,
-        max_length=memory.max_length,
-        progress=progress,
-    )
+    relation_vectors = text_init.relation_text_vectors(memory, config.data, dataset, progress)
     return {"entity": vectors.astype(np.float32), "relation": relation_vectors}
 
 
@@ -157,17 +133,8 @@ def _evaluate(model, params, frozen, dataset, full, labels, parts) -> dict:
     memory = memory_of(params, frozen)
 
     def run(heads, tails):
-        return model.apply(
-            {"params": params["model"]},
-            memory["entity"][full.entity_ids],
-            memory["relation"],
-            full.senders,
-            full.receivers,
-            full.relations,
-            full.edge_mask,
-            jnp.asarray(heads, jnp.int32),
-            jnp.asarray(tails, jnp.int32),
-        )
+        heads, tails = jnp.asarray(heads, jnp.int32), jnp.asarray(tails, jnp.int32)
+        return forward(model, params["model"], memory, full, heads, tails)
 
     results = {}
     for split in ("valid", "test"):
@@ -209,7 +176,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
       TrainingDiverged: the loss became NaN or Inf.
     """
     km_config.validate(config)
-    dataset = load_dataset(config.data)
+    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
+
+    dataset = catalog.load_section(config.data)
     if progress:
         tqdm.write(dataset.summary(), file=sys.stderr)
     labels, pretrain, held_out = load_categories(config, dataset)
@@ -234,15 +203,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
     except ValueError as error:
         raise ConfigError(f"config.sampler: {error}") from None
-    sampler = subgraphs.SubgraphSampler(
-        adjacency,
-        num_roots=sampler_section.num_roots,
-        fanouts=tuple(sampler_section.fanouts),
-        walk_length=sampler_section.walk_length,
-        budgets=budgets,
-        seed=config.seed,
-        starts=starts,
-    )
+    sampler = dataclasses.replace(sampler, budgets=budgets)
     memory = initial_memory(config, dataset, progress)
     model = KnowledgePretraining(
         num_categories=len(labels.names) if labels is not None else 0,

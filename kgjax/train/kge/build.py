@@ -30,15 +30,10 @@ from kgjax.train.optimizers import make_optimizer
 
 
 def load_dataset(data: ml_collections.ConfigDict) -> KGDataset:
-    """The dataset a run's `data` section names (`path` wins over `name`)."""
+    """The dataset a run's `data` section names (`catalog.load_section`)."""
     from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
 
-    return catalog.load_dataset(
-        None if data.path else data.name,
-        path=data.path or None,
-        data_dir=data.data_dir or None,
-        tfds_dir=data.tfds_dir or None,
-    )
+    return catalog.load_section(data)
 
 
 def make_model(
