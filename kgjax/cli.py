@@ -77,6 +77,12 @@ def _print_metrics(results: dict) -> None:
                 f"  {key} {block[key]:.4f}" for key in ("mrr", "majority_accuracy") if key in block
             )
             print(f"{name}: accuracy {block['accuracy']:.4f}{extra}")
+        if name.startswith("link_prediction/") and isinstance(block, dict):
+            print(
+                f"{name} (filtered, realistic ranks, both sides): MRR {block['mrr']:.4f}  "
+                f"MR {block['mr']:.2f}  Hits@1 {block['hits@1']:.4f}  "
+                f"Hits@10 {block['hits@10']:.4f}"
+            )
     for split in ("valid", "test"):
         if split in results:
             both = results[split]["both"]

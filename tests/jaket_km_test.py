@@ -15,9 +15,11 @@ from kgjax import config as config_lib
 from kgjax import runs
 from kgjax.config import ConfigError
 from kgjax.data import subgraphs
+from kgjax.data.triples import TripleIndex
+from kgjax.models import kge
 from kgjax.models.jaket import KnowledgePretraining
 from kgjax.train.jaket import batches as batches_lib
-from kgjax.train.jaket.step import TrainState, make_train_chunk
+from kgjax.train.jaket.step import TrainState, forward, link_scores, make_train_chunk
 from kgjax.train.jaket.trainer import train
 
 REPO = pathlib.Path(__file__).parents[1]
@@ -135,7 +137,7 @@ def test_gradients_reach_the_memory_only_when_it_is_trainable():
         first.pair_tails,
     )["params"]
     optimizer = optax.sgd(0.5)
-    run = make_train_chunk(model, optimizer, (1.0, 1.0))
+    run = make_train_chunk(model, optimizer, (1.0, 1.0, 0.0))
     for trainable in (False, True):
         params = {"model": model_params, **({"memory": memory} if trainable else {})}
         frozen = {} if trainable else {"memory": memory}
@@ -153,39 +155,134 @@ def test_gradients_reach_the_memory_only_when_it_is_trainable():
         )
 
 
+def link_batch(seed=2):
+    """Two steps' batches with link filters, and the training triples they were built from."""
+    triples = tiny_triples()
+    adjacency = subgraphs.Adjacency.build(triples, NUM_ENTITIES, NUM_RELATIONS, True)
+    sampler = subgraphs.SubgraphSampler(
+        adjacency, num_roots=6, fanouts=(4, 3), budgets=((32, 256),), seed=seed
+    )
+    labels = np.full(NUM_ENTITIES, -1, np.int32)
+    index = TripleIndex.build(triples, NUM_ENTITIES)
+    batch = batches_lib.chunk(sampler, [0, 1], labels, 6, NUM_RELATIONS, index)
+    return batch, triples
+
+
+def test_link_filter_marks_the_other_known_answers_of_each_query():
+    batch, triples = link_batch()
+    known = {tuple(t) for t in triples}
+    num_pairs = batch.pair_heads.shape[1]
+    for s in range(2):
+        ids, real = batch.graph.entity_ids[s], batch.graph.node_mask[s]
+        for i in np.flatnonzero(batch.pair_mask[s]):
+            h, r, t = batch.pair_heads[s, i], batch.pair_relations[s, i], batch.pair_tails[s, i]
+            tails = {n for n in range(len(ids)) if real[n] and (ids[h], r, ids[n]) in known}
+            heads = {n for n in range(len(ids)) if real[n] and (ids[n], r, ids[t]) in known}
+            assert set(np.flatnonzero(batch.link_filter[s, i])) == tails - {t}
+            assert set(np.flatnonzero(batch.link_filter[s, num_pairs + i])) == heads - {h}
+        assert not batch.link_filter[s, num_pairs:][~batch.pair_mask[s]].any()
+    # Filtering has something to do here: some query has another known answer.
+    assert batch.link_filter.any()
+
+
+def test_link_scores_and_loss_match_numpy_distmult():
+    batch, _ = link_batch()
+    step = jax.tree.map(lambda x: x[0], batch)
+    rng = np.random.default_rng(3)
+    nodes = rng.standard_normal((len(step.graph.entity_ids), 8)).astype(np.float32)
+    table = rng.standard_normal((2 * NUM_RELATIONS, 8)).astype(np.float32)
+    decoder = kge.get("distmult", NUM_ENTITIES, 2 * NUM_RELATIONS, dim=8)
+    scores, targets = link_scores(decoder, jnp.asarray(table), jnp.asarray(nodes), step)
+    h, t, r = step.pair_heads, step.pair_tails, step.pair_relations
+    # DistMult: score(h, r, t) = sum_i h_i r_i t_i; the inverse query uses row r + R.
+    expected = np.concatenate(
+        [(nodes[h] * table[r]) @ nodes.T, (nodes[t] * table[r + NUM_RELATIONS]) @ nodes.T]
+    )
+    excluded = step.link_filter | ~step.graph.node_mask[None]
+    expected[excluded] = -np.inf
+    np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(targets), np.concatenate([t, h]))
+    assert np.isfinite(expected[np.arange(len(targets)), np.asarray(targets)]).all()
+
+
 def read_train_metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [e for e in map(json.loads, f) if e["event"] == "train"]
 
 
-def checkpoint_params(workdir):
+def checkpoint_state(workdir):
     folder = os.path.join(workdir, "checkpoints")
     step = max(int(name) for name in os.listdir(folder) if name.isdigit())
     with ocp.StandardCheckpointer() as checkpointer:
-        return checkpointer.restore(os.path.join(folder, str(step), "default"))["params"]
+        return checkpointer.restore(os.path.join(folder, str(step), "default"))
+
+
+def checkpoint_params(workdir):
+    return checkpoint_state(workdir)["params"]
 
 
 @pytest.fixture(scope="module")
 def full_run(tiny_folder, tmp_path_factory):
-    """60 steps of the tiny config, uninterrupted: (workdir, results)."""
+    """60 steps of the tiny config with all three tasks, uninterrupted: (workdir, results)."""
     workdir = str(tmp_path_factory.mktemp("full"))
-    return workdir, train(tiny_config(tiny_folder), workdir, progress=False)
+    return workdir, train(tiny_config(tiny_folder, **LINK), workdir, progress=False)
 
 
-def test_both_losses_decrease_on_a_tiny_graph(full_run):
+LINK = {"loss.link_weight": 1.0, "model.decoder": "distmult"}
+
+
+def test_the_three_losses_decrease_on_a_tiny_graph(full_run):
     workdir, results = full_run
     logged = read_train_metrics(workdir)
-    for name in ("category_loss", "relation_loss"):
+    # The tiny graph's tails are random: link prediction can only memorise the training
+    # triples, so its loss falls less in 60 steps than the other two.
+    for name, factor in (("category_loss", 0.8), ("relation_loss", 0.8), ("link_loss", 0.9)):
         first, last = logged[0][f"train/{name}"], logged[-1][f"train/{name}"]
-        assert last < 0.8 * first, (name, first, last)
+        assert last < factor * first, (name, first, last)
     assert results["steps"] == 60 and results["num_categories"] == 3
     held_out = results["category/held_out"]
     assert held_out["num_entities"] == 6  # 20% of 30 labelled entities
     assert 0 <= held_out["accuracy"] <= 1
     assert results["relation_prediction/test"]["num_pairs"] == 10
+    assert results["link_prediction/test"]["num_triples"] == 10
     # The KGE readers (kgjax evaluate / predict / export) name the run's family instead.
     with pytest.raises(runs.RunError, match="a 'jaket_km' run"):
         runs.restore(workdir)
+
+
+def test_link_evaluation_equals_numpy_filtered_ranking(tiny_folder, full_run):
+    # The run's test MRR recomputed from its final state: E^KM over the whole training graph,
+    # DistMult scores in NumPy, every other known triple filtered, ties split (realistic).
+    from kgjax.data import catalog
+
+    workdir, results = full_run
+    config = tiny_config(tiny_folder, **LINK)
+    dataset = catalog.load_section(config.data)
+    state = checkpoint_state(workdir)
+    adjacency = subgraphs.Adjacency.build(dataset.train, NUM_ENTITIES, NUM_RELATIONS, True)
+    full = subgraphs.full_graph(adjacency)
+    model = KnowledgePretraining(num_categories=3, num_relations=NUM_RELATIONS, num_heads=2)
+    test = dataset.test
+    entities, _, _ = forward(
+        model, state["params"]["model"], state["frozen"]["memory"], full, test[:, 0], test[:, 2]
+    )
+    entities, table = np.asarray(entities), np.asarray(state["params"]["link"]["relation"])
+    known = {tuple(t) for t in np.concatenate([dataset.train, dataset.valid, test])}
+    reciprocal_ranks = []
+    for h, r, t in test:
+        for anchor, rel, answer, is_tail in ((h, r, t, True), (t, r + NUM_RELATIONS, h, False)):
+            scores = (entities[anchor] * table[rel]) @ entities.T
+            true = scores[answer]
+            others = [
+                e
+                for e in range(NUM_ENTITIES)
+                if e != answer and ((h, r, e) if is_tail else (e, r, t)) not in known
+            ]
+            above = np.sum(scores[others] > true)
+            ties = np.sum(scores[others] == true)
+            reciprocal_ranks.append(1.0 / (1 + above + ties / 2))
+    mrr = results["link_prediction/test"]["mrr"]
+    np.testing.assert_allclose(mrr, np.mean(reciprocal_ranks), rtol=1e-4)
 
 
 @pytest.mark.skipif(
@@ -195,10 +292,11 @@ def test_both_losses_decrease_on_a_tiny_graph(full_run):
 def test_resume_matches_the_uninterrupted_run(tiny_folder, full_run, tmp_path):
     full, results = full_run
     split = str(tmp_path / "split")
-    train(tiny_config(tiny_folder, num_steps=20), split, progress=False)
-    resumed = train(tiny_config(tiny_folder), split, progress=False)
+    train(tiny_config(tiny_folder, num_steps=20, **LINK), split, progress=False)
+    resumed = train(tiny_config(tiny_folder, **LINK), split, progress=False)
     jax.tree.map(np.testing.assert_array_equal, checkpoint_params(full), checkpoint_params(split))
     assert resumed["relation_prediction/test"] == results["relation_prediction/test"]
+    assert resumed["link_prediction/test"] == results["link_prediction/test"]
 
 
 @pytest.mark.skipif(
@@ -258,4 +356,7 @@ def test_bad_config_is_named_before_anything_is_written(tiny_folder, tmp_path):
         train(
             tiny_config(tiny_folder, **{"model.aggregation": "max"}), str(workdir), progress=False
         )
+    with pytest.raises(ConfigError, match="model.decoder"):
+        overrides = {**LINK, "model.decoder": "conve"}  # weights of its own: not a decoder yet
+        train(tiny_config(tiny_folder, **overrides), str(workdir), progress=False)
     assert not workdir.exists()

@@ -11,6 +11,7 @@ import ml_collections
 
 from kgjax import config as config_lib
 from kgjax.config import ConfigError
+from kgjax.models import kge
 from kgjax.models.graph import AGGREGATIONS, COMPOSITIONS
 from kgjax.text.encode import POOLINGS
 from kgjax.train import host_loop
@@ -18,6 +19,9 @@ from kgjax.train import host_loop
 CATEGORY_SOURCES = ("dataset", "file", "none")
 MEMORY_INITS = ("text", "random")
 OPTIMIZERS = ("adam", "adagrad")
+# KGE interactions without weights of their own (TuckER's core and ConvE's layers would need
+# a bind of their parameters in the link loss; not yet).
+DECODERS = tuple(name for name in kge.MODELS if name not in ("tucker", "conve"))
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
@@ -85,6 +89,11 @@ def km_config(
     # A jaket_km workdir whose knowledge module (layers and inverse-relation map, not the
     # heads) starts this run: pre-train on one graph, fine-tune on an unseen one.
     c.model.init_from = ""
+    # Link prediction with the knowledge module as encoder (loss.link_weight > 0): the KGE
+    # interaction that scores (E^KM_h, r, E^KM_t), with its own relation table [2R, Dr];
+    # complex ones (complex, rotate) read E^KM's halves as real and imaginary parts.
+    c.model.decoder = "distmult"
+    c.model.decoder_gamma = 9.0  # RotatE's/TransE's margin: sets their relation init range
 
     c.sampler = ml_collections.ConfigDict()
     c.sampler.num_roots = num_roots
@@ -101,6 +110,10 @@ def km_config(
     # Relation prediction: pairs per step, drawn from the subgraph's edges; every edge
     # between a drawn pair (both directions) is hidden from message passing.
     c.loss.num_pairs = 64
+    # Link prediction (CompGCN-style, `kgjax.train.jaket.step`): the same pairs, each asking
+    # (h, r, ?) and (t, r^-1, ?) among the subgraph's nodes. 0: off.
+    c.loss.link_weight = 0.0
+    c.loss.eval_batch_size = 256  # triples per batch of the filtered-ranking evaluation
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adam"
@@ -177,11 +190,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "loss.category_weight",
         "non-negative weights",
     )
+    check(config.loss.link_weight >= 0, "loss.link_weight", "a non-negative weight")
     check(
-        config.categories.source != "none" or config.loss.relation_weight > 0,
+        config.categories.source != "none"
+        or config.loss.relation_weight > 0
+        or config.loss.link_weight > 0,
         "loss.relation_weight",
-        "positive when there are no categories (nothing else to train)",
+        "positive when there are no categories and no link prediction (nothing to train)",
     )
+    check(config.model.decoder in DECODERS, "model.decoder", f"one of {DECODERS}")
+    check(config.loss.eval_batch_size >= 1, "loss.eval_batch_size", "a positive integer")
     check(config.optimizer.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
@@ -223,13 +241,23 @@ RESUMABLE_KEYS = frozenset(
         "data.data_dir",
         "data.tfds_dir",
         "memory.descriptions_dir",
+        "loss.eval_batch_size",
     }
 )
 
 
+# Keys added after runs were saved, with the values that behave as their absence did.
+ADDED_KEYS = {
+    "model.decoder": "distmult",
+    "model.decoder_gamma": 9.0,
+    "loss.link_weight": 0.0,
+    "loss.eval_batch_size": 256,
+}
+
+
 def load(path: str) -> ml_collections.ConfigDict:
-    """A saved run's config."""
-    return config_lib.load(path, {})
+    """A saved run's config (keys added since filled in: `ADDED_KEYS`)."""
+    return config_lib.load(path, ADDED_KEYS)
 
 
 def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:

@@ -1,8 +1,15 @@
-"""The jitted side of KG-only pre-training: the state, the two losses, the multi-step call.
+"""The jitted side of KG-only training: the state, the three losses, the multi-step call.
 
-  L = category_weight * L_c + relation_weight * L_r
+  L = category_weight * L_c + relation_weight * L_r + link_weight * L_l
   L_c: cross-entropy of the category head on the roots with a pre-training label (mean);
-  L_r: cross-entropy over relations of the pair head on the step's target pairs (mean).
+  L_r: cross-entropy over relations of the pair head on the step's target pairs (mean);
+  L_l: link prediction with the knowledge module as encoder (CompGCN-style): a KGE
+    interaction (the decoder) scores each target pair's queries (h, r, ?) and (t, r^-1, ?)
+    from E^KM against every node of the subgraph, cross-entropy over the nodes with the
+    other known answers filtered out (`batches.link_filter`); mean over queries.
+
+The decoder's relation table (2R rows: r, then the inverses r + R) is `params["link"]
+["relation"]`, trained with the model; the entity side is E^KM itself.
 
 The entity context memory E^(0) [V, D] and the relation vectors R [R, D] are part of the
 state: under `params["memory"]` (trained with the model) when `memory.trainable`, else
@@ -19,13 +26,14 @@ import jax.numpy as jnp
 import optax
 
 from kgjax.models.jaket import KnowledgePretraining
+from kgjax.models.kge import KGEModel
 from kgjax.train.jaket.batches import Batch
 
 
 @flax.struct.dataclass
 class TrainState:
-    """step: int32 scalar; params: {"model": ..., "memory"?: ...} (what the optimizer
-    trains); frozen: {"memory"?: {"entity": [V, D], "relation": [R, D]}}; opt_state."""
+    """step: int32 scalar; params: {"model": ..., "memory"?: ..., "link"?: {"relation":
+    [2R, Dr]}} (what the optimizer trains); frozen: {"memory"?: {"entity": [V, D], "relation": [R, D]}}; opt_state."""
 
     step: jax.Array
     params: dict
@@ -69,20 +77,59 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def link_scores(
+    decoder: KGEModel, relation_table: jax.Array, entities: jax.Array, batch: Batch
+) -> tuple[jax.Array, jax.Array]:
+    """Scores of each target pair's two queries against every node of the subgraph.
+
+    Args:
+      decoder: the KGE model whose interaction scores (its tables are not used).
+      relation_table: float [2R, Dr], relation r + R the inverse of r.
+      entities: float [N, D] E^KM of the subgraph's nodes.
+      batch: with `link_filter`.
+
+    Returns:
+      (scores float [2P, N] with excluded candidates at -inf, targets int [2P]); rows 0..P-1
+      answer (h, r, ?), rows P..2P-1 (t, r^-1, ?).
+    """
+    interaction = decoder.interaction
+    num_relations = relation_table.shape[0] // 2
+    relations = batch.pair_relations
+    queries = jnp.concatenate(
+        [
+            interaction.tail_query(entities[batch.pair_heads], relation_table[relations]),
+            interaction.tail_query(
+                entities[batch.pair_tails], relation_table[relations + num_relations]
+            ),
+        ]
+    )
+    scores = interaction.match_all(queries, entities)
+    excluded = batch.link_filter | ~batch.graph.node_mask[None, :]
+    targets = jnp.concatenate([batch.pair_tails, batch.pair_heads])
+    return jnp.where(excluded, -jnp.inf, scores), targets
+
+
 def losses(
     model: KnowledgePretraining,
     params: dict,
     frozen: dict,
     batch: Batch,
-    weights: tuple[float, float],
+    weights: tuple[float, float, float],
+    decoder: KGEModel | None = None,
 ) -> tuple[jax.Array, dict]:
     """The weighted loss of one step's batch and its parts.
 
+    Args:
+      weights: (category, relation, link).
+      decoder: the link-prediction decoder (with `params["link"]` and `batch.link_filter`);
+        None: no link prediction.
+
     Returns:
-      (loss, metrics {"loss", "category_loss", "relation_loss", "category_accuracy",
-      "relation_accuracy", "category_targets", "relation_targets"}).
+      (loss, metrics {"loss", "category_loss", "relation_loss", "link_loss",
+      "category_accuracy", "relation_accuracy", "link_accuracy" (with a decoder),
+      "category_targets", "relation_targets"}).
     """
-    _, category_logits, relation_logits = forward(
+    entities, category_logits, relation_logits = forward(
         model,
         params["model"],
         memory_of(params, frozen),
@@ -107,12 +154,25 @@ def losses(
     relation_loss = _masked_mean(per_pair, batch.pair_mask)
     hits = (jnp.argmax(relation_logits, -1) == batch.pair_relations).astype(jnp.float32)
     metrics["relation_accuracy"] = _masked_mean(hits, batch.pair_mask)
-    category_weight, relation_weight = weights
+    if decoder is not None:
+        scores, targets = link_scores(decoder, params["link"]["relation"], entities, batch)
+        query_mask = jnp.concatenate([batch.pair_mask, batch.pair_mask])
+        per_query = optax.softmax_cross_entropy_with_integer_labels(scores, targets)
+        per_query = jnp.where(query_mask, per_query, 0.0)  # padded rows: never inf * 0
+        link_loss = _masked_mean(per_query, query_mask)
+        hits = (jnp.argmax(scores, -1) == targets).astype(jnp.float32)
+        metrics["link_accuracy"] = _masked_mean(hits, query_mask)
+    else:
+        link_loss = zero
+    category_weight, relation_weight, link_weight = weights
     loss = category_weight * category_loss + relation_weight * relation_loss
+    if decoder is not None:
+        loss = loss + link_weight * link_loss
     metrics.update(
         loss=loss,
         category_loss=category_loss,
         relation_loss=relation_loss,
+        link_loss=link_loss,
         category_targets=jnp.sum(category_mask).astype(jnp.float32),
         relation_targets=jnp.sum(batch.pair_mask).astype(jnp.float32),
     )
@@ -122,9 +182,12 @@ def losses(
 def make_train_chunk(
     model: KnowledgePretraining,
     optimizer: optax.GradientTransformation,
-    weights: tuple[float, float],
+    weights: tuple[float, float, float],
+    decoder: KGEModel | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """A jitted call running one step per leading row of a stacked `Batch` (lax.scan).
+
+    Args: weights, decoder: as for `losses`.
 
     Returns:
       (state, batches [S, ...]) -> (state, metrics {name: [S]}); the state is donated.
@@ -132,7 +195,7 @@ def make_train_chunk(
 
     def one_step(state: TrainState, batch: Batch):
         grad_fn = jax.value_and_grad(losses, argnums=1, has_aux=True)
-        (_, metrics), grads = grad_fn(model, state.params, state.frozen, batch, weights)
+        (_, metrics), grads = grad_fn(model, state.params, state.frozen, batch, weights, decoder)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

@@ -8,7 +8,9 @@ Evaluation propagates the knowledge module over the whole training graph (every 
 node: `subgraphs.full_graph`) and reports category accuracy on the held-out labelled
 entities (and on the pre-training ones, and the majority-class accuracy beside them), and
 relation prediction on the valid and test triples (accuracy and the mean reciprocal rank of
-the true relation), none of whose edges are in the graph.
+the true relation), none of whose edges are in the graph; with link prediction on, filtered
+link prediction of the valid and test triples (both sides, realistic ranks, every entity a
+candidate) by the decoder over the whole graph's E^KM, as a KGE run evaluates.
 
 One device for now: the memory and the model are replicated (a `mesh` section comes with
 the FB15k-237-sized runs).
@@ -31,6 +33,8 @@ from kgjax.config import ConfigError
 from kgjax.data import categories as categories_lib
 from kgjax.data import subgraphs
 from kgjax.data.triples import KGDataset
+from kgjax.evaluation.link_prediction import Evaluator
+from kgjax.models import kge
 from kgjax.models.jaket import KnowledgePretraining
 from kgjax.text import init as text_init
 from kgjax.train import host_loop
@@ -86,6 +90,36 @@ def initial_memory(
     return {"entity": vectors.astype(np.float32), "relation": relation_vectors}
 
 
+def link_decoder(
+    config: ml_collections.ConfigDict, num_entities: int, num_relations: int, width: int
+) -> kge.KGEModel | None:
+    """The link-prediction decoder over V entities and 2R relations (r, then the inverses),
+    its entity vectors E^KM's `width`; None when link prediction is off.
+
+    Raises:
+      ConfigError: the decoder cannot read vectors of that width.
+    """
+    if config.loss.link_weight <= 0:
+        return None
+    name = config.model.decoder
+    complex_entities = kge.MODELS[name].interaction_class.complex_entities
+    if complex_entities and width % 2:
+        raise ConfigError(f"config.model.decoder: {name} needs an even width; E^KM is {width}")
+    decoder = kge.get(
+        name,
+        num_entities,
+        2 * num_relations,
+        dim=width // 2 if complex_entities else width,
+        gamma=config.model.decoder_gamma,
+    )
+    if decoder.entity_width != width:
+        raise ConfigError(
+            f"config.model.decoder: {name} reads entity vectors {decoder.entity_width} wide; "
+            f"E^KM is {width}"
+        )
+    return decoder
+
+
 # The parts of a pre-trained run that carry to another graph: the GAT layers and the map
 # giving inverse relations their vectors. The heads are the new graph's own (its categories
 # and relations).
@@ -128,8 +162,9 @@ def with_encoder(model_params: dict, encoder: dict, source: str) -> dict:
     return {**model_params, **jax.tree.map(jnp.asarray, encoder)}
 
 
-def _evaluate(model, params, frozen, dataset, full, labels, parts) -> dict:
-    """Category accuracy (per part) and relation prediction on valid/test over `full`."""
+def _evaluate(model, params, frozen, dataset, full, labels, parts, link=None) -> dict:
+    """Category accuracy (per part) and relation prediction on valid/test over `full`, and
+    link prediction on valid/test with `link` (an `Evaluator` of the decoder)."""
     memory = memory_of(params, frozen)
 
     def run(heads, tails):
@@ -139,7 +174,16 @@ def _evaluate(model, params, frozen, dataset, full, labels, parts) -> dict:
     results = {}
     for split in ("valid", "test"):
         triples = getattr(dataset, split)
-        _, category_logits, relation_logits = run(triples[:, 0], triples[:, 2])
+        entities, category_logits, relation_logits = run(triples[:, 0], triples[:, 2])
+        if link is not None:  # E^KM of every entity: full's node i is entity i
+            tables = {"entity": entities, "relation": params["link"]["relation"]}
+            metrics = link(tables, split)
+            results[f"link_prediction/{split}"] = {
+                **metrics["both"],
+                "head": metrics["head"],
+                "tail": metrics["tail"],
+                "num_triples": metrics["num_triples"],
+            }
         logits = np.asarray(relation_logits)
         true = logits[np.arange(len(triples)), triples[:, 1]]
         ranks = 1 + np.sum(logits > true[:, None], axis=1)
@@ -168,8 +212,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     Returns:
       {"category/held_out": {...}, "category/pretrain": {...}, "relation_prediction/valid",
-      "relation_prediction/test", "steps", "train_seconds", "steps_per_second", "dataset",
-      "num_categories", "budgets"}.
+      "relation_prediction/test", "link_prediction/valid" and "/test" (link prediction on:
+      MRR, MR, Hits@1/3/10 of both sides, then "head" and "tail"), "steps", "train_seconds",
+      "steps_per_second", "dataset", "num_categories", "budgets"}.
 
     Raises:
       ConfigError, DataError: bad config or data (before anything is written).
@@ -205,6 +250,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         raise ConfigError(f"config.sampler: {error}") from None
     sampler = dataclasses.replace(sampler, budgets=budgets)
     memory = initial_memory(config, dataset, progress)
+    width = memory["entity"].shape[1]
+    decoder = link_decoder(config, dataset.num_entities, num_relations, width)
+    train_index = dataset.triple_index(("train",)) if decoder is not None else None
+    link = (
+        Evaluator(decoder, dataset, config.loss.eval_batch_size, inverse_offset=num_relations)
+        if decoder is not None
+        else None
+    )
     model = KnowledgePretraining(
         num_categories=len(labels.names) if labels is not None else 0,
         num_relations=num_relations,
@@ -245,8 +298,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     workdir_lib.claim(workdir, config, km_config.load, km_config.differences)
 
     length = km_config.chunk_length(config)
-    weights = (config.loss.category_weight, config.loss.relation_weight)
-    run_chunk = make_train_chunk(model, optimizer, weights)
+    weights = (config.loss.category_weight, config.loss.relation_weight, config.loss.link_weight)
+    run_chunk = make_train_chunk(model, optimizer, weights, decoder)
 
     def initial_state() -> TrainState:
         model_params = init_model_params()
@@ -254,6 +307,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             model_params = with_encoder(model_params, encoder, config.model.init_from)
         arrays = jax.tree.map(jnp.asarray, memory)
         params = {"model": model_params}
+        if decoder is not None:  # only its relation table: E^KM is the entity side
+            one_entity = dataclasses.replace(decoder, num_entities=1)
+            key = jax.random.fold_in(jax.random.key(config.seed), 0x11)
+            params["link"] = {"relation": one_entity.init(key)["relation"]}
         frozen = {}
         if config.memory.trainable:
             params["memory"] = arrays
@@ -273,7 +330,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         start = int(state.step)
         batch = batches_lib.chunk(
             sampler, range(start, start + length), train_labels, config.loss.num_pairs,
-            num_relations,
+            num_relations, train_index,
         )  # fmt: skip
         return run_chunk(state, batch)
 
@@ -282,11 +339,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             f"{name}/{key}": value
             for name, metrics in results.items()
             for key, value in metrics.items()
-            if key in ("accuracy", "mrr")
+            if key in ("accuracy", "mrr", "hits@10")
         }
 
     def evaluation(state):
-        return scalars(_evaluate(model, state.params, state.frozen, dataset, full, labels, parts))
+        return scalars(
+            _evaluate(model, state.params, state.frozen, dataset, full, labels, parts, link)
+        )
 
     checkpointer = host_loop.open_checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = host_loop.open_writer(workdir)
@@ -300,7 +359,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         )
         outcome = host_loop.run(family, km_config.cadence(config), checkpointer, writer, progress)
         state = outcome.state
-        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts)
+        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts, link)
         writer.write(outcome.step, "final", scalars(results))
         results.update(
             steps=int(outcome.step),
