@@ -5,6 +5,9 @@ Run (each group a separate invocation; pin one per core with `taskset -c N`):
   python bench/jaket_km.py --rows=fb15k237 --out=bench/results/jaket_km_fb15k237
   python bench/jaket_km.py --rows=wn18rr_1pct,wn18rr_10pct --variants=scratch,from_fb15k237 \
       --out=bench/results/jaket_km_transfer   # after the fb15k237 group's `full` runs
+  python bench/jaket_km.py --rows=wn18rr_lp \
+      --variants=scratch,from_pretrained,random_init,no_gat,mean_agg \
+      --out=bench/results/jaket_km_wn18rr_lp  # from_pretrained: after the wn18rr group
 
 Trains `configs/jaket_km.py:<row>` once per seed and per variant, each in its own workdir
 under --workdirs (kept: a killed grid run again with the same arguments resumes the
@@ -19,6 +22,8 @@ and sampled subgraphs:
   scratch        the row from a fresh knowledge module (no pre-training)
   from_fb15k237  model.init_from the FB15k-237 `full` run of the same seed: the GAT layers
                  and the inverse-relation map carry over; the heads are the new graph's
+  from_pretrained  model.init_from the `full` run of the same seed of the row's own graph
+                 (wn18rr_lp from wn18rr): link prediction after the pre-training tasks
 
 Writes <out>.{json,md} (mean and sample standard deviation over the seeds of held-out
 category accuracy, relation prediction on test, wall seconds and steps/s) and appends every
@@ -47,6 +52,7 @@ VARIANTS = {
     "mean_agg": ["--config.model.aggregation=mean"],
     "scratch": [],
     "from_fb15k237": None,  # init_from: filled per seed
+    "from_pretrained": None,
 }
 # What a row of the table shows: (label, results key, metric).
 COLUMNS = (
@@ -54,6 +60,9 @@ COLUMNS = (
     ("majority", "category/held_out", "majority_accuracy"),
     ("relation acc (test)", "relation_prediction/test", "accuracy"),
     ("relation MRR (test)", "relation_prediction/test", "mrr"),
+    ("link MRR (test)", "link_prediction/test", "mrr"),
+    ("link Hits@1", "link_prediction/test", "hits@1"),
+    ("link Hits@10", "link_prediction/test", "hits@10"),
 )
 
 
@@ -68,9 +77,10 @@ def run_once(row: str, variant: str, seed: int, workdirs: str, extra: list[str])
     if results is None:
         flags = VARIANTS[variant]
         if flags is None:
-            source = workdir_of(workdirs, "fb15k237", "full", seed)
+            source_row = "fb15k237" if variant == "from_fb15k237" else row.removesuffix("_lp")
+            source = workdir_of(workdirs, source_row, "full", seed)
             if finished_results(source) is None:
-                sys.exit(f"{variant}: {source} has no finished run; run --rows=fb15k237 first")
+                sys.exit(f"{variant}: {source} has no finished run; run --rows={source_row} first")
             flags = [f"--config.model.init_from={source}"]
         command = [
             sys.executable, "-m", "kgjax.cli", "train", f"--config={CONFIG}:{row}",
@@ -155,7 +165,8 @@ def main() -> None:
         "command": f"python bench/jaket_km.py --rows={args.rows} --variants={args.variants} "
         f"--seeds={args.seeds}" + "".join(f" --set={override}" for override in args.set),
     }
-    labels = [label for label, _, _ in COLUMNS]
+    # Only the columns some row has: a group trains some of the tasks.
+    labels = [label for label, _, _ in COLUMNS if any(label in row for row in rows)]
     lines = [
         "| row | variant | steps | " + " | ".join(labels) + " | wall s | steps/s |",
         "|---|---|---|" + "---|" * (len(labels) + 2),
@@ -181,7 +192,8 @@ def main() -> None:
         "accuracy: entities whose labels no run saw, classified after propagating over the "
         "whole training graph; majority: the most frequent pre-training class. Relation "
         "prediction: the true relation's rank among all relations for each test pair, whose "
-        "edge is not in the graph. Wall seconds: the `kgjax train` call (data, E^(0) from the "
+        "edge is not in the graph. Link prediction: filtered, realistic ranks among all "
+        "entities, both sides, the decoder over the whole graph's E^KM. Wall seconds: the `kgjax train` call (data, E^(0) from the "
         f"encoding cache, compile, training, evaluation). {meta['device']} "
         f"({meta['cpu_count']} cores, one per run), jax {meta['jax']}, Python "
         f"{meta['python']}; `{meta['command']}`" + (f" {args.note}" if args.note else "")

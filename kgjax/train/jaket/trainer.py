@@ -162,9 +162,10 @@ def with_encoder(model_params: dict, encoder: dict, source: str) -> dict:
     return {**model_params, **jax.tree.map(jnp.asarray, encoder)}
 
 
-def _evaluate(model, params, frozen, dataset, full, labels, parts, link=None) -> dict:
-    """Category accuracy (per part) and relation prediction on valid/test over `full`, and
-    link prediction on valid/test with `link` (an `Evaluator` of the decoder)."""
+def _evaluate(model, params, frozen, dataset, full, labels, parts, relations, link) -> dict:
+    """The trained tasks' metrics over `full`: category accuracy per part (`labels` given),
+    relation prediction on valid/test (`relations` True), link prediction on valid/test
+    (`link`, an `Evaluator` of the decoder, given). An untrained head is not reported."""
     memory = memory_of(params, frozen)
 
     def run(heads, tails):
@@ -184,6 +185,8 @@ def _evaluate(model, params, frozen, dataset, full, labels, parts, link=None) ->
                 "tail": metrics["tail"],
                 "num_triples": metrics["num_triples"],
             }
+        if not relations:
+            continue
         logits = np.asarray(relation_logits)
         true = logits[np.arange(len(triples)), triples[:, 1]]
         ranks = 1 + np.sum(logits > true[:, None], axis=1)
@@ -325,6 +328,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     full = subgraphs.full_graph(adjacency)
     parts = {"held_out": held_out, "pretrain": pretrain} if labels is not None else {}
+    # What the run trains is what it reports.
+    trained_labels = labels if config.loss.category_weight > 0 else None
+    relations_trained = config.loss.relation_weight > 0
+
+    def evaluate(state) -> dict:
+        return _evaluate(
+            model, state.params, state.frozen, dataset, full, trained_labels, parts,
+            relations_trained, link,
+        )  # fmt: skip
 
     def train_chunk(state):
         start = int(state.step)
@@ -343,9 +355,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         }
 
     def evaluation(state):
-        return scalars(
-            _evaluate(model, state.params, state.frozen, dataset, full, labels, parts, link)
-        )
+        return scalars(evaluate(state))
 
     checkpointer = host_loop.open_checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = host_loop.open_writer(workdir)
@@ -359,7 +369,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         )
         outcome = host_loop.run(family, km_config.cadence(config), checkpointer, writer, progress)
         state = outcome.state
-        results = _evaluate(model, state.params, state.frozen, dataset, full, labels, parts, link)
+        results = evaluate(state)
         writer.write(outcome.step, "final", scalars(results))
         results.update(
             steps=int(outcome.step),
