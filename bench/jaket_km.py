@@ -8,6 +8,10 @@ Run (each group a separate invocation; pin one per core with `taskset -c N`):
   python bench/jaket_km.py --rows=wn18rr_lp \
       --variants=scratch,from_pretrained,random_init,no_gat,mean_agg \
       --out=bench/results/jaket_km_wn18rr_lp  # from_pretrained: after the wn18rr group
+  kgjax split --dataset=fb15k237 --out=runs/fb15k237_inductive   # 10% of entities held out
+  python bench/jaket_km.py --rows=fb15k237_lp --variants=scratch --label=_inductive \
+      --set=data.path=$PWD/runs/fb15k237_inductive --set=eval_every_steps=2000 \
+      --out=bench/results/jaket_km_fb15k237_inductive_lp
 
 Trains `configs/jaket_km.py:<row>` once per seed and per variant, each in its own workdir
 under --workdirs (kept: a killed grid run again with the same arguments resumes the
@@ -70,9 +74,11 @@ def workdir_of(workdirs: str, row: str, variant: str, seed: int) -> str:
     return os.path.join(workdirs, f"{row}_{variant}_s{seed}")
 
 
-def run_once(row: str, variant: str, seed: int, workdirs: str, extra: list[str]) -> dict:
+def run_once(
+    row: str, variant: str, seed: int, workdirs: str, extra: list[str], label: str = ""
+) -> dict:
     """Trains (or resumes) one run in its kept workdir; returns its results.json."""
-    workdir = workdir_of(workdirs, row, variant, seed)
+    workdir = workdir_of(workdirs, row + label, variant, seed)
     results = finished_results(workdir)
     if results is None:
         flags = VARIANTS[variant]
@@ -128,6 +134,9 @@ def main() -> None:
     parser.add_argument("--workdirs", default=os.path.join(REPO, "runs", "bench_jaket_km"))
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "jaket_km"))
     parser.add_argument("--note", default="", help="a sentence for the table's footer")
+    parser.add_argument(
+        "--label", default="", help="appended to the row's name (its workdirs, its table rows)"
+    )
     parser.add_argument("--report_only", action="store_true", help="tabulate the log only")
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -145,25 +154,27 @@ def main() -> None:
         for variant in variants:
             runs = []
             for seed in seeds:
-                key = (row, variant, seed)
+                key = (row + args.label, variant, seed)
                 if key not in done and args.report_only:
                     continue
                 if key not in done:
-                    results = run_once(row, variant, seed, args.workdirs, extra)
+                    results = run_once(row, variant, seed, args.workdirs, extra, args.label)
                     kept = {k: v for k, v in results.items() if k not in ("categories",)}
-                    done[key] = {"row": row, "variant": variant, "seed": seed, **kept}
+                    done[key] = {"row": key[0], "variant": variant, "seed": seed, **kept}
                     with open(log_path, "a") as f:
                         f.write(json.dumps(done[key]) + "\n")
                     print(json.dumps({k: done[key][k] for k in ("row", "variant", "seed")}))
                 runs.append(done[key])
             if runs:
-                rows.append({"row": row, "variant": variant, **summarise(runs)})
+                rows.append({"row": row + args.label, "variant": variant, **summarise(runs)})
 
     meta = {
         **machine(),
         "seeds": seeds,
         "command": f"python bench/jaket_km.py --rows={args.rows} --variants={args.variants} "
-        f"--seeds={args.seeds}" + "".join(f" --set={override}" for override in args.set),
+        f"--seeds={args.seeds}"
+        + (f" --label={args.label}" if args.label else "")
+        + "".join(f" --set={override}" for override in args.set),
     }
     # Only the columns some row has: a group trains some of the tasks.
     labels = [label for label, _, _ in COLUMNS if any(label in row for row in rows)]
