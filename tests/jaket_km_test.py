@@ -192,7 +192,7 @@ def test_link_scores_and_loss_match_numpy_distmult():
     nodes = rng.standard_normal((len(step.graph.entity_ids), 8)).astype(np.float32)
     table = rng.standard_normal((2 * NUM_RELATIONS, 8)).astype(np.float32)
     decoder = kge.get("distmult", NUM_ENTITIES, 2 * NUM_RELATIONS, dim=8)
-    scores, targets = link_scores(decoder, jnp.asarray(table), jnp.asarray(nodes), step)
+    scores, targets = link_scores(decoder, {"relation": jnp.asarray(table)}, nodes, step)
     h, t, r = step.pair_heads, step.pair_tails, step.pair_relations
     # DistMult: score(h, r, t) = sum_i h_i r_i t_i; the inverse query uses row r + R.
     expected = np.concatenate(
@@ -203,6 +203,35 @@ def test_link_scores_and_loss_match_numpy_distmult():
     np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(targets), np.concatenate([t, h]))
     assert np.isfinite(expected[np.arange(len(targets)), np.asarray(targets)]).all()
+
+
+def test_link_scores_of_weighted_decoders_match_numpy():
+    # TuckER: score = sum_ijk W_ijk h_i r_j t_k. ConvE: its own query network (checked against
+    # its formula in the KGE tests) matched with [t | b_t], b the per-entity bias.
+    batch, _ = link_batch()
+    step = jax.tree.map(lambda x: x[0], batch)
+    rng = np.random.default_rng(4)
+    nodes = rng.standard_normal((len(step.graph.entity_ids), 8)).astype(np.float32)
+    h, t, r = step.pair_heads, step.pair_tails, step.pair_relations
+    real = ~(step.link_filter | ~step.graph.node_mask[None])
+
+    tucker = kge.get("tucker", 1, 2 * NUM_RELATIONS, dim=8, relation_dim=4)
+    link = {k: v for k, v in tucker.init(jax.random.key(1)).items() if k != "entity"}
+    scores, _ = link_scores(tucker, link, jnp.asarray(nodes), step)
+    core, table = np.asarray(link["interaction"]["core"]), np.asarray(link["relation"])
+    anchors, rels = np.concatenate([h, t]), np.concatenate([r, r + NUM_RELATIONS])
+    expected = np.einsum("qi,qj,ijk,nk->qn", nodes[anchors], table[rels], core, nodes)
+    np.testing.assert_allclose(np.asarray(scores)[real], expected[real], rtol=1e-4, atol=1e-4)
+
+    conve = kge.get("conve", 1, 2 * NUM_RELATIONS, dim=8, height=2, kernel_size=2)
+    link = {k: v for k, v in conve.init(jax.random.key(2)).items() if k != "entity"}
+    link["entity_bias"] = jnp.asarray(rng.standard_normal(NUM_ENTITIES), jnp.float32)
+    scores, _ = link_scores(conve, link, jnp.asarray(nodes), step)
+    bound = conve.bind(link)
+    bias = np.asarray(link["entity_bias"])[step.graph.entity_ids]
+    queries = np.asarray(bound.tail_query(jnp.asarray(nodes[anchors]), link["relation"][rels]))
+    expected = queries[:, :8] @ nodes.T + bias[None, :]  # the query's last column is 1
+    np.testing.assert_allclose(np.asarray(scores)[real], expected[real], rtol=1e-4, atol=1e-4)
 
 
 def read_train_metrics(workdir):
@@ -357,6 +386,9 @@ def test_bad_config_is_named_before_anything_is_written(tiny_folder, tmp_path):
             tiny_config(tiny_folder, **{"model.aggregation": "max"}), str(workdir), progress=False
         )
     with pytest.raises(ConfigError, match="model.decoder"):
-        overrides = {**LINK, "model.decoder": "conve"}  # weights of its own: not a decoder yet
+        overrides = {**LINK, "model.decoder": "mystery"}
+        train(tiny_config(tiny_folder, **overrides), str(workdir), progress=False)
+    with pytest.raises(ConfigError, match="model.decoder_height"):
+        overrides = {**LINK, "model.decoder": "conve", "model.decoder_height": 5}  # 16 = 5 x ?
         train(tiny_config(tiny_folder, **overrides), str(workdir), progress=False)
     assert not workdir.exists()

@@ -19,9 +19,7 @@ from kgjax.train import host_loop
 CATEGORY_SOURCES = ("dataset", "file", "none")
 MEMORY_INITS = ("text", "random")
 OPTIMIZERS = ("adam", "adagrad")
-# KGE interactions without weights of their own (TuckER's core and ConvE's layers would need
-# a bind of their parameters in the link loss; not yet).
-DECODERS = tuple(name for name in kge.MODELS if name not in ("tucker", "conve"))
+DECODERS = tuple(kge.MODELS)
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
@@ -94,6 +92,7 @@ def km_config(
     # complex ones (complex, rotate) read E^KM's halves as real and imaginary parts.
     c.model.decoder = "distmult"
     c.model.decoder_gamma = 9.0  # RotatE's/TransE's margin: sets their relation init range
+    c.model.decoder_height = 16  # ConvE: rows of the 2D shape of E^KM (384 = 16 x 24)
 
     c.sampler = ml_collections.ConfigDict()
     c.sampler.num_roots = num_roots
@@ -250,6 +249,7 @@ RESUMABLE_KEYS = frozenset(
 ADDED_KEYS = {
     "model.decoder": "distmult",
     "model.decoder_gamma": 9.0,
+    "model.decoder_height": 16,
     "loss.link_weight": 0.0,
     "loss.eval_batch_size": 256,
 }

@@ -8,8 +8,10 @@
     from E^KM against every node of the subgraph, cross-entropy over the nodes with the
     other known answers filtered out (`batches.link_filter`); mean over queries.
 
-The decoder's relation table (2R rows: r, then the inverses r + R) is `params["link"]
-["relation"]`, trained with the model; the entity side is E^KM itself.
+The decoder's own parameters are `params["link"]`, trained with the model: "relation" (2R
+rows: r, then the inverses r + R), TuckER's and ConvE's "interaction" weights, and ConvE's
+per-entity score bias "entity_bias" [V]; the entity side is E^KM itself. The decoder's
+dropouts draw from (seed, step), so a resumed run draws what the uninterrupted run drew.
 
 The entity context memory E^(0) [V, D] and the relation vectors R [R, D] are part of the
 state: under `params["memory"]` (trained with the model) when `memory.trainable`, else
@@ -77,33 +79,47 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def decoder_vectors(link_params: dict, entities: jax.Array, entity_ids: jax.Array) -> jax.Array:
+    """The decoder's entity vectors: E^KM [N, D], or [E^KM | b] [N, D + 1] for ConvE, whose
+    score adds a bias per candidate entity (`entity_ids` [N] index the bias table)."""
+    if "entity_bias" not in link_params:
+        return entities
+    return jnp.concatenate([entities, link_params["entity_bias"][entity_ids][:, None]], axis=-1)
+
+
 def link_scores(
-    decoder: KGEModel, relation_table: jax.Array, entities: jax.Array, batch: Batch
+    decoder: KGEModel,
+    link_params: dict,
+    entities: jax.Array,
+    batch: Batch,
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Scores of each target pair's two queries against every node of the subgraph.
 
     Args:
       decoder: the KGE model whose interaction scores (its tables are not used).
-      relation_table: float [2R, Dr], relation r + R the inverse of r.
+      link_params: {"relation": float [2R, Dr] (relation r + R the inverse of r),
+        "interaction"?: the decoder's weights, "entity_bias"?: [V]}.
       entities: float [N, D] E^KM of the subgraph's nodes.
       batch: with `link_filter`.
+      key: the decoder's dropout key (training); None: no dropout.
 
     Returns:
       (scores float [2P, N] with excluded candidates at -inf, targets int [2P]); rows 0..P-1
       answer (h, r, ?), rows P..2P-1 (t, r^-1, ?).
     """
-    interaction = decoder.interaction
+    bound = decoder.bind(link_params, key)  # TuckER's core, ConvE's layers; else itself
+    relation_table = link_params["relation"]
+    vectors = decoder_vectors(link_params, entities, batch.graph.entity_ids)
     num_relations = relation_table.shape[0] // 2
     relations = batch.pair_relations
     queries = jnp.concatenate(
         [
-            interaction.tail_query(entities[batch.pair_heads], relation_table[relations]),
-            interaction.tail_query(
-                entities[batch.pair_tails], relation_table[relations + num_relations]
-            ),
+            bound.tail_query(vectors[batch.pair_heads], relation_table[relations]),
+            bound.tail_query(vectors[batch.pair_tails], relation_table[relations + num_relations]),
         ]
     )
-    scores = interaction.match_all(queries, entities)
+    scores = bound.match_all(queries, vectors)
     excluded = batch.link_filter | ~batch.graph.node_mask[None, :]
     targets = jnp.concatenate([batch.pair_tails, batch.pair_heads])
     return jnp.where(excluded, -jnp.inf, scores), targets
@@ -116,6 +132,7 @@ def losses(
     batch: Batch,
     weights: tuple[float, float, float],
     decoder: KGEModel | None = None,
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, dict]:
     """The weighted loss of one step's batch and its parts.
 
@@ -123,6 +140,7 @@ def losses(
       weights: (category, relation, link).
       decoder: the link-prediction decoder (with `params["link"]` and `batch.link_filter`);
         None: no link prediction.
+      key: the decoder's dropout key.
 
     Returns:
       (loss, metrics {"loss", "category_loss", "relation_loss", "link_loss",
@@ -155,7 +173,7 @@ def losses(
     hits = (jnp.argmax(relation_logits, -1) == batch.pair_relations).astype(jnp.float32)
     metrics["relation_accuracy"] = _masked_mean(hits, batch.pair_mask)
     if decoder is not None:
-        scores, targets = link_scores(decoder, params["link"]["relation"], entities, batch)
+        scores, targets = link_scores(decoder, params["link"], entities, batch, key)
         query_mask = jnp.concatenate([batch.pair_mask, batch.pair_mask])
         per_query = optax.softmax_cross_entropy_with_integer_labels(scores, targets)
         per_query = jnp.where(query_mask, per_query, 0.0)  # padded rows: never inf * 0
@@ -184,10 +202,11 @@ def make_train_chunk(
     optimizer: optax.GradientTransformation,
     weights: tuple[float, float, float],
     decoder: KGEModel | None = None,
+    seed: int = 0,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """A jitted call running one step per leading row of a stacked `Batch` (lax.scan).
 
-    Args: weights, decoder: as for `losses`.
+    Args: weights, decoder: as for `losses`; seed: of the decoder's dropout keys.
 
     Returns:
       (state, batches [S, ...]) -> (state, metrics {name: [S]}); the state is donated.

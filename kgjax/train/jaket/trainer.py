@@ -41,7 +41,13 @@ from kgjax.train import host_loop
 from kgjax.train import workdir as workdir_lib
 from kgjax.train.jaket import batches as batches_lib
 from kgjax.train.jaket import config as km_config
-from kgjax.train.jaket.step import TrainState, forward, make_train_chunk, memory_of
+from kgjax.train.jaket.step import (
+    TrainState,
+    decoder_vectors,
+    forward,
+    make_train_chunk,
+    memory_of,
+)
 from kgjax.train.optimizers import make_optimizer
 
 __all__ = ["train"]
@@ -105,14 +111,20 @@ def link_decoder(
     complex_entities = kge.MODELS[name].interaction_class.complex_entities
     if complex_entities and width % 2:
         raise ConfigError(f"config.model.decoder: {name} needs an even width; E^KM is {width}")
-    decoder = kge.get(
-        name,
-        num_entities,
-        2 * num_relations,
-        dim=width // 2 if complex_entities else width,
-        gamma=config.model.decoder_gamma,
-    )
-    if decoder.entity_width != width:
+    options = {"height": config.model.decoder_height} if name == "conve" else {}
+    try:
+        decoder = kge.get(
+            name,
+            num_entities,
+            2 * num_relations,
+            dim=width // 2 if complex_entities else width,
+            gamma=config.model.decoder_gamma,
+            **options,
+        )
+    except ValueError as error:  # ConvE's 2D shape
+        raise ConfigError(f"config.model.decoder_height: {error}") from None
+    # ConvE's entity vectors carry a score bias as one more column (`step.decoder_vectors`).
+    if decoder.entity_width != width + (name == "conve"):
         raise ConfigError(
             f"config.model.decoder: {name} reads entity vectors {decoder.entity_width} wide; "
             f"E^KM is {width}"
@@ -177,7 +189,9 @@ def _evaluate(model, params, frozen, dataset, full, labels, parts, relations, li
         triples = getattr(dataset, split)
         entities, category_logits, relation_logits = run(triples[:, 0], triples[:, 2])
         if link is not None:  # E^KM of every entity: full's node i is entity i
-            tables = {"entity": entities, "relation": params["link"]["relation"]}
+            vectors = decoder_vectors(params["link"], entities, full.entity_ids)
+            weights = {k: v for k, v in params["link"].items() if k != "entity_bias"}
+            tables = {**weights, "entity": vectors}
             metrics = link(tables, split)
             results[f"link_prediction/{split}"] = {
                 **metrics["both"],
@@ -302,7 +316,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     length = km_config.chunk_length(config)
     weights = (config.loss.category_weight, config.loss.relation_weight, config.loss.link_weight)
-    run_chunk = make_train_chunk(model, optimizer, weights, decoder)
+    run_chunk = make_train_chunk(model, optimizer, weights, decoder, config.seed)
 
     def initial_state() -> TrainState:
         model_params = init_model_params()
@@ -310,10 +324,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             model_params = with_encoder(model_params, encoder, config.model.init_from)
         arrays = jax.tree.map(jnp.asarray, memory)
         params = {"model": model_params}
-        if decoder is not None:  # only its relation table: E^KM is the entity side
+        if decoder is not None:  # no entity table: E^KM is the entity side
             one_entity = dataclasses.replace(decoder, num_entities=1)
-            key = jax.random.fold_in(jax.random.key(config.seed), 0x11)
-            params["link"] = {"relation": one_entity.init(key)["relation"]}
+            fresh = one_entity.init(jax.random.fold_in(jax.random.key(config.seed), 0x11))
+            params["link"] = {k: v for k, v in fresh.items() if k != "entity"}
+            if config.model.decoder == "conve":  # the reference starts its biases at 0
+                params["link"]["entity_bias"] = jnp.zeros(dataset.num_entities, jnp.float32)
         frozen = {}
         if config.memory.trainable:
             params["memory"] = arrays
