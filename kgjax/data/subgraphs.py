@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -282,6 +282,29 @@ class SubgraphSampler:
         budget = _smallest_fitting(self.budgets, draw.num_nodes, draw.num_edges, f"step {step}")
         return _pad(*draw, budget)
 
+    def around(self, roots: np.ndarray, step: int) -> Subgraph:
+        """The fan-out neighbourhood of given roots (say, the entities a text mentions), padded.
+
+        The same hops as a walk-rooted draw, from `roots` instead of walks; the draws come from
+        (seed, step) as for `__call__`, so the trainer's text stream and its resume agree.
+
+        Args:
+          roots: int [m <= num_roots], distinct entity ids; they are the first m nodes.
+          step: the step whose stream draws the neighbours.
+
+        Raises:
+          BudgetError: it fits no budget.
+          ValueError: too many, repeated or out-of-range roots.
+        """
+        roots = np.asarray(roots, np.int64).ravel()
+        if len(roots) > self.num_roots or len(np.unique(roots)) != len(roots):
+            raise ValueError(f"need at most {self.num_roots} distinct roots, got {roots}")
+        if len(roots) and (roots.min() < 0 or roots.max() >= self.adjacency.num_entities):
+            raise ValueError(f"roots outside [0, {self.adjacency.num_entities})")
+        draw = self._draw(step, roots.astype(np.int32))
+        budget = _smallest_fitting(self.budgets, draw.num_nodes, draw.num_edges, f"step {step}")
+        return _pad(*draw, budget)
+
     def sample_many(self, steps: Sequence[int]) -> Subgraph:
         """The subgraphs of `steps`, stacked: every field [S, ...], for a `lax.scan` over steps.
 
@@ -320,6 +343,7 @@ class SubgraphSampler:
         num_draws: int = 256,
         quantiles: Sequence[float] = (0.99,),
         multiple: int = 64,
+        roots_of: Callable[[int], np.ndarray] | None = None,
     ) -> tuple[Budget, ...]:
         """Budgets from the sizes of sampled subgraphs, ending with the worst case.
 
@@ -332,11 +356,15 @@ class SubgraphSampler:
           num_draws: subgraphs drawn.
           quantiles: in (0, 1], one budget each (duplicates after rounding merged).
           multiple: rounding step of both sizes.
+          roots_of: step -> the roots of that step's draw (`around`); default random walks.
 
         Returns:
           A chain of budgets, smallest first, for `dataclasses.replace(sampler, budgets=...)`.
         """
-        draws = [self._draw(step) for step in range(num_draws)]
+        draws = [
+            self._draw(step, None if roots_of is None else roots_of(step))
+            for step in range(num_draws)
+        ]
         nodes = np.array([d.num_nodes for d in draws])
         edges = np.array([d.num_edges for d in draws])
 
@@ -354,10 +382,11 @@ class SubgraphSampler:
         budgets.add(Budget(rounded(worst.max_nodes), rounded(worst.max_edges)))
         return _chain(budgets)
 
-    def _draw(self, step: int) -> _Draw:
-        """The unpadded subgraph of `step`."""
+    def _draw(self, step: int, roots: np.ndarray | None = None) -> _Draw:
+        """The unpadded subgraph of `step`, around `roots` (default: random walks' roots)."""
         rng = np.random.default_rng([self.seed, step, _STREAM])
-        roots = self._walk_roots(rng)
+        if roots is None:
+            roots = self._walk_roots(rng)
         adjacency = self.adjacency
         nodes, visited, frontier = [roots], np.sort(roots), roots
         senders, receivers, relations = [], [], []
