@@ -314,6 +314,18 @@ def test_link_evaluation_equals_numpy_filtered_ranking(tiny_folder, full_run):
     np.testing.assert_allclose(mrr, np.mean(reciprocal_ranks), rtol=1e-4)
 
 
+def test_whole_graph_propagation_trains_on_the_full_graph(tiny_folder, tmp_path):
+    overrides = {"sampler.whole_graph": True, "num_steps": 30, "eval_every_steps": 30}
+    workdir = str(tmp_path / "whole")
+    results = train(tiny_config(tiny_folder, **overrides), workdir, progress=False)
+    # One budget: every entity a node, every training edge (and its inverse) an edge.
+    assert results["budgets"] == [[NUM_ENTITIES, 2 * 130]]
+    logged = read_train_metrics(workdir)
+    for name in ("category_loss", "relation_loss"):
+        first, last = logged[0][f"train/{name}"], logged[-1][f"train/{name}"]
+        assert last < 0.8 * first, (name, first, last)
+
+
 @pytest.mark.skipif(
     not os.environ.get("KGJAX_LONG_TESTS"),
     reason="two more training runs (~20 s of CPU); set KGJAX_LONG_TESTS=1",

@@ -48,6 +48,7 @@ with inverse edges), S steps stacked by `SubgraphSampler.sample_many`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -223,6 +224,38 @@ def full_graph(adjacency: Adjacency, budgets: Sequence[tuple[int, int]] = ()) ->
         else Budget(num_nodes, adjacency.num_edges)
     )
     return _pad(entity_ids, num_nodes, adjacency.senders, receivers, adjacency.relations, budget)
+
+
+@dataclasses.dataclass(frozen=True)
+class WholeGraph:
+    """Full-graph propagation for graphs that fit: the whole training graph at every step.
+
+    The mini-batch interface of `SubgraphSampler` (`__call__`, `sample_many`, `seed`), so a
+    trainer takes either: every entity is a node and a root (`full_graph`), one static shape.
+
+    Attributes:
+      adjacency: the training graph.
+      seed: the run's seed (the trainer's per-step draws, target pairs say, use it).
+    """
+
+    adjacency: Adjacency
+    seed: int = 0
+
+    @functools.cached_property
+    def graph(self) -> Subgraph:
+        return full_graph(self.adjacency)
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        return (Budget(len(self.graph.entity_ids), len(self.graph.senders)),)
+
+    def __call__(self, step: int) -> Subgraph:
+        del step
+        return self.graph
+
+    def sample_many(self, steps: Sequence[int]) -> Subgraph:
+        """The graph stacked len(steps) times: every field [S, ...]."""
+        return Subgraph(*(np.stack([field] * len(steps)) for field in self.graph))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -102,6 +102,9 @@ def km_config(
     # Where walks start: "all" entities of the graph, or the "labelled" ones of the training
     # part (few-label fine-tuning, where most roots would otherwise carry no category).
     c.sampler.roots_from = "all"
+    # Full-graph propagation for graphs that fit: every step's graph is the whole training
+    # graph (every entity a root), instead of sampled subgraphs; the other sampler keys unused.
+    c.sampler.whole_graph = False
 
     c.loss = ml_collections.ConfigDict()
     c.loss.category_weight = 1.0
@@ -252,6 +255,7 @@ ADDED_KEYS = {
     "model.decoder_height": 16,
     "loss.link_weight": 0.0,
     "loss.eval_batch_size": 256,
+    "sampler.whole_graph": False,
 }
 
 

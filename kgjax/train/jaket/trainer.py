@@ -261,11 +261,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         seed=config.seed,
         starts=starts,
     )
-    try:
-        budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
-    except ValueError as error:
-        raise ConfigError(f"config.sampler: {error}") from None
-    sampler = dataclasses.replace(sampler, budgets=budgets)
+    if sampler_section.whole_graph:
+        sampler = subgraphs.WholeGraph(adjacency, seed=config.seed)
+        budgets = sampler.budgets
+    else:
+        try:
+            budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
+        except ValueError as error:
+            raise ConfigError(f"config.sampler: {error}") from None
+        sampler = dataclasses.replace(sampler, budgets=budgets)
     memory = initial_memory(config, dataset, progress)
     width = memory["entity"].shape[1]
     decoder = link_decoder(config, dataset.num_entities, num_relations, width)
