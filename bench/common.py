@@ -48,6 +48,19 @@ def finished_results(workdir: str) -> dict | None:
         return json.load(f)
 
 
+def read_runs_log(path: str, key_fields: tuple[str, ...]) -> dict:
+    """The runs a previous invocation appended to a `<out>.runs.jsonl` log, keyed by the
+    values of `key_fields`: {(value, ...): run}; {} without a log."""
+    done = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    run = json.loads(line)
+                    done[tuple(run[field] for field in key_fields)] = run
+    return done
+
+
 def machine() -> dict:
     """What a result was measured on: device kind and count, CPU cores, versions."""
     return {

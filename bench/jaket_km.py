@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from common import finished_results, machine, write_results
+from common import finished_results, machine, read_runs_log, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "jaket_km.py")
@@ -114,17 +114,6 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
-def read_done(path: str) -> dict:
-    done = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    run = json.loads(line)
-                    done[(run["row"], run["variant"], run["seed"])] = run
-    return done
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="wn18rr")
@@ -148,7 +137,7 @@ def main() -> None:
 
     log_path = f"{args.out}.runs.jsonl"
     os.makedirs(os.path.dirname(os.path.abspath(log_path)) or ".", exist_ok=True)
-    done = read_done(log_path)
+    done = read_runs_log(log_path, ("row", "variant", "seed"))
     rows = []
     for row in args.rows.split(","):
         for variant in variants:

@@ -31,7 +31,7 @@ import numpy as np
 from kgjax import config as config_lib
 from kgjax.train.kge.trainer import train
 
-from common import machine, write_results
+from common import machine, read_runs_log, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_MODELS = "rotate,transe,distmult,complex,pairre,rescal,tucker,conve"
@@ -75,14 +75,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def read_done(path: str) -> dict:
     """The runs a previous invocation finished: {(model, dataset, regime, seed): run}."""
-    done = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    run = json.loads(line)
-                    done[(run["model"], run["dataset"], run["variant"], run["seed"])] = run
-    return done
+    return read_runs_log(path, ("model", "dataset", "variant", "seed"))
 
 
 def pivot(rows: list[dict], num_seeds: int = 3) -> list[str]:

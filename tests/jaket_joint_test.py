@@ -13,6 +13,7 @@ from kgjax.models.lm.heads import MaskedTokenHead
 from kgjax.text.masking import mask_tokens
 from kgjax.train.jaket import masked_entities
 from kgjax.train.jaket.joint_step import TextBatch, language_losses, merged_hidden
+from kgjax.train.jaket.step import forward
 
 CONFIG = encoder_lib.EncoderConfig(
     vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, split_layer=1
@@ -93,19 +94,8 @@ def test_without_kept_mentions_the_joint_model_is_the_plain_encoder(setup):
 
 def test_the_merge_adds_each_mentions_e_km_at_its_tokens(setup):
     km, params, memory, batch = setup
-    graph = batch.graph
     pair = jnp.zeros(1, jnp.int32)
-    e_km, _, _ = km.apply(
-        {"params": params["km"]},
-        memory["entity"][graph.entity_ids],
-        memory["relation"],
-        graph.senders,
-        graph.receivers,
-        graph.relations,
-        graph.edge_mask,
-        pair,
-        pair,
-    )
+    e_km, _, _ = forward(km, params["km"], memory, batch.graph, pair, pair)
     additions = np.zeros((2, 10, 16), np.float32)
     injected = np.zeros((2, 10), bool)
     for b in range(2):

@@ -34,6 +34,7 @@ from kgjax.models.jaket import KnowledgePretraining, MaskedEntityHead
 from kgjax.models.lm import encoder as encoder_lib
 from kgjax.models.lm.heads import MaskedTokenHead, gather_positions
 from kgjax.train.jaket import masked_entities
+from kgjax.train.jaket.step import forward
 
 __all__ = ["TextBatch", "language_losses"]
 
@@ -79,19 +80,8 @@ def merged_hidden(
     batch: TextBatch,
 ) -> jax.Array:
     """Z = LM2(merge(LM1(ids), E^KM at the kept mentions)): float [B, L, D]."""
-    graph = batch.graph
     no_pairs = jnp.zeros(1, jnp.int32)  # the KM's pair head is not used here
-    entities, _, _ = km.apply(
-        {"params": km_params},
-        memory["entity"][graph.entity_ids],
-        memory["relation"],
-        graph.senders,
-        graph.receivers,
-        graph.relations,
-        graph.edge_mask,
-        no_pairs,
-        no_pairs,
-    )
+    entities, _, _ = forward(km, km_params, memory, batch.graph, no_pairs, no_pairs)
     vectors = entities[batch.span_nodes]  # [B, S, D]
     hidden = encoder_lib.lower(encoder_params, batch.ids, batch.mask, config=encoder_config)
     additions, injected = encoder_lib.span_additions(
