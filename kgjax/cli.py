@@ -26,7 +26,11 @@ from kgjax.train.host_loop import TrainingDiverged
 
 USAGE = __doc__.split("\n\n", 1)[1]
 # config.trainer -> the module whose `train(config, workdir, progress)` runs it; one per family.
-TRAINERS = {"kge": "kgjax.train.kge.trainer", "jaket_km": "kgjax.train.jaket.trainer"}
+TRAINERS = {
+    "kge": "kgjax.train.kge.trainer",
+    "jaket_km": "kgjax.train.jaket.trainer",
+    "jaket": "kgjax.train.jaket.pretraining",
+}
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 
 

@@ -73,7 +73,7 @@ def setup():
     words = encoder_params["embeddings"]["word_embeddings"]["embedding"]
     params = {
         "encoder": encoder_params,
-        "km": km_params,
+        "model": km_params,
         "token_head": MaskedTokenHead().init(jax.random.key(3), jnp.zeros((2, 3, 16)), words)[
             "params"
         ],
@@ -87,7 +87,7 @@ def setup():
 def test_without_kept_mentions_the_joint_model_is_the_plain_encoder(setup):
     km, params, memory, batch = setup
     empty = batch._replace(span_mask=np.zeros_like(batch.span_mask))
-    z = merged_hidden(params["encoder"], CONFIG, km, params["km"], memory, empty)
+    z = merged_hidden(params["encoder"], CONFIG, km, params["model"], memory, empty)
     plain = encoder_lib.forward(params["encoder"], batch.ids, batch.mask, config=CONFIG)
     np.testing.assert_array_equal(np.asarray(z), np.asarray(plain))
 
@@ -95,7 +95,7 @@ def test_without_kept_mentions_the_joint_model_is_the_plain_encoder(setup):
 def test_the_merge_adds_each_mentions_e_km_at_its_tokens(setup):
     km, params, memory, batch = setup
     pair = jnp.zeros(1, jnp.int32)
-    e_km, _, _ = forward(km, params["km"], memory, batch.graph, pair, pair)
+    e_km, _, _ = forward(km, params["model"], memory, batch.graph, pair, pair)
     additions = np.zeros((2, 10, 16), np.float32)
     injected = np.zeros((2, 10), bool)
     for b in range(2):
@@ -107,7 +107,7 @@ def test_the_merge_adds_each_mentions_e_km_at_its_tokens(setup):
     lm1 = encoder_lib.lower(params["encoder"], batch.ids, batch.mask, config=CONFIG)
     merged = encoder_lib.merge(params["encoder"], lm1, additions, injected, config=CONFIG)
     expected = encoder_lib.upper(params["encoder"], merged, batch.mask, config=CONFIG)
-    z = merged_hidden(params["encoder"], CONFIG, km, params["km"], memory, batch)
+    z = merged_hidden(params["encoder"], CONFIG, km, params["model"], memory, batch)
     np.testing.assert_allclose(np.asarray(z), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
@@ -123,8 +123,8 @@ def test_the_language_losses_teach_the_knowledge_module(setup):
     (value, losses), grads = value_and_grad(params, batch)
     assert np.isfinite(float(value))
     assert 0 <= float(losses["token_accuracy"]) <= 1
-    km_norm = sum(float(jnp.sum(g**2)) for g in jax.tree.leaves(grads["km"]))
+    km_norm = sum(float(jnp.sum(g**2)) for g in jax.tree.leaves(grads["model"]))
     assert km_norm > 0  # through the merge
     empty = batch._replace(span_mask=np.zeros_like(batch.span_mask))
     _, grads = value_and_grad(params, empty)
-    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["km"]))
+    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["model"]))

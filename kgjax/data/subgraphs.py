@@ -329,14 +329,34 @@ class SubgraphSampler:
           BudgetError: it fits no budget.
           ValueError: too many, repeated or out-of-range roots.
         """
+        draw = self._draw_around(roots, step)
+        budget = _smallest_fitting(self.budgets, draw.num_nodes, draw.num_edges, f"step {step}")
+        return _pad(*draw, budget)
+
+    def _draw_around(self, roots: np.ndarray, step: int) -> _Draw:
         roots = np.asarray(roots, np.int64).ravel()
         if len(roots) > self.num_roots or len(np.unique(roots)) != len(roots):
             raise ValueError(f"need at most {self.num_roots} distinct roots, got {roots}")
         if len(roots) and (roots.min() < 0 or roots.max() >= self.adjacency.num_entities):
             raise ValueError(f"roots outside [0, {self.adjacency.num_entities})")
-        draw = self._draw(step, roots.astype(np.int32))
-        budget = _smallest_fitting(self.budgets, draw.num_nodes, draw.num_edges, f"step {step}")
-        return _pad(*draw, budget)
+        return self._draw(step, roots.astype(np.int32))
+
+    def around_many(self, roots: Sequence[np.ndarray], steps: Sequence[int]) -> Subgraph:
+        """`around(roots[i], steps[i])` for each i, stacked (every field [S, ...]) and padded
+        to the smallest budget fitting all of them, as `sample_many`.
+
+        Raises:
+          BudgetError, ValueError: as `around`.
+        """
+        draws = [self._draw_around(r, step) for r, step in zip(roots, steps, strict=True)]
+        budget = _smallest_fitting(
+            self.budgets,
+            max(d.num_nodes for d in draws),
+            max(d.num_edges for d in draws),
+            f"steps {steps[0]}..{steps[-1]}",
+        )
+        padded = [_pad(*d, budget) for d in draws]
+        return Subgraph(*(np.stack(field) for field in zip(*padded, strict=True)))
 
     def sample_many(self, steps: Sequence[int]) -> Subgraph:
         """The subgraphs of `steps`, stacked: every field [S, ...], for a `lax.scan` over steps.

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+import tokenizers
 import tqdm
 
 from kgjax.data import descriptions
@@ -57,32 +58,66 @@ def _pooled(params, ids, mask, spans, *, config, pooling):
     return encoder.mean_pool(encoder.forward(params, ids, mask, config=config), mask)
 
 
-def _compute(
+@dataclasses.dataclass(frozen=True)
+class TokenisedTexts:
+    """Texts as fixed-length arrays, ready for `pool`.
+
+    Attributes:
+      ids, mask: int32 [n, L] token ids and 1 on real tokens.
+      spans: int32 [n, 2] the mention's (first, last) token ("mention" pooling; else zeros).
+    """
+
+    ids: np.ndarray
+    mask: np.ndarray
+    spans: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def tokenise_texts(
     texts: Sequence[str],
     mentions: Sequence[str] | None,
-    model: pretrained.Pretrained,
+    tokenizer: tokenizers.Tokenizer,
+    pad_token_id: int,
     pooling: str,
     max_length: int,
-    batch_size: int,
-    progress: bool,
-) -> np.ndarray:
-    """Tokenises and encodes without the cache: float32 [n, D]."""
-    tokenizer = pretrained.fixed_length_tokenizer(
-        model.tokenizer, max_length, model.config.pad_token_id
+) -> TokenisedTexts:
+    """Tokenises once what `pool` encodes, possibly many times with changing parameters
+    (JAKET's memory refresh)."""
+    fixed = pretrained.fixed_length_tokenizer(tokenizer, max_length, pad_token_id)
+    encodings = fixed.encode_batch(list(texts))
+    spans = np.zeros((len(encodings), 2), np.int32)
+    if pooling == "mention":
+        spans[:] = descriptions.mention_spans(encodings, texts, mentions)
+    return TokenisedTexts(
+        ids=np.array([e.ids for e in encodings], np.int32).reshape(-1, max_length),
+        mask=np.array([e.attention_mask for e in encodings], np.int32).reshape(-1, max_length),
+        spans=spans,
     )
-    encodings = tokenizer.encode_batch(list(texts))
-    n = len(encodings)
+
+
+def pool(
+    params: dict,
+    config: encoder.EncoderConfig,
+    tokenised: TokenisedTexts,
+    pooling: str,
+    batch_size: int,
+    progress: bool = False,
+) -> np.ndarray:
+    """Encodes tokenised texts with the given parameters: float32 [n, D].
+
+    Every device call has `batch_size` rows (the last padded), so the encoder compiles once.
+    """
+    n, max_length = tokenised.ids.shape
     padded = -(-n // batch_size) * batch_size
     # Padded rows: padding ids, an all-zero mask (attention stays finite) and span (0, 0).
-    ids = np.full((padded, max_length), model.config.pad_token_id, np.int32)
+    ids = np.full((padded, max_length), config.pad_token_id, np.int32)
     mask = np.zeros((padded, max_length), np.int32)
     spans = np.zeros((padded, 2), np.int32)
-    ids[:n] = [e.ids for e in encodings]
-    mask[:n] = [e.attention_mask for e in encodings]
-    if pooling == "mention":
-        spans[:n] = descriptions.mention_spans(encodings, texts, mentions)
+    ids[:n], mask[:n], spans[:n] = tokenised.ids, tokenised.mask, tokenised.spans
 
-    out = np.empty((padded, model.config.hidden_size), np.float32)
+    out = np.empty((padded, config.hidden_size), np.float32)
     pending = None
     with tqdm.tqdm(total=n, unit="text", desc=f"encoding ({pooling})", disable=not progress) as bar:
         # One batch in flight while the previous one is copied back: the device never waits
@@ -94,12 +129,7 @@ def _compute(
                 current = (
                     start,
                     _pooled(
-                        model.params,
-                        ids[rows],
-                        mask[rows],
-                        spans[rows],
-                        config=model.config,
-                        pooling=pooling,
+                        params, ids[rows], mask[rows], spans[rows], config=config, pooling=pooling
                     ),
                 )
             if pending is not None:
@@ -108,6 +138,22 @@ def _compute(
                 bar.update(min(batch_size, n - done))
             pending = current
     return out[:n]
+
+
+def _compute(
+    texts: Sequence[str],
+    mentions: Sequence[str] | None,
+    model: pretrained.Pretrained,
+    pooling: str,
+    max_length: int,
+    batch_size: int,
+    progress: bool,
+) -> np.ndarray:
+    """Tokenises and encodes without the cache: float32 [n, D]."""
+    tokenised = tokenise_texts(
+        texts, mentions, model.tokenizer, model.config.pad_token_id, pooling, max_length
+    )
+    return pool(model.params, model.config, tokenised, pooling, batch_size, progress)
 
 
 def _cache_key(

@@ -138,17 +138,48 @@ def km_config(
     return c
 
 
+def checker(config: ml_collections.ConfigDict):
+    """check(condition, key, message): raises ConfigError naming the key, its value and what
+    it should be when `condition` is false."""
+
+    def check(condition, key, message):
+        if not condition:
+            raise ConfigError(f"config.{key}: {message} (got {config_lib.get(config, key)!r})")
+
+    return check
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks values that the types alone do not.
 
     Raises:
       ConfigError: naming the key and the allowed values.
     """
+    check = checker(config)
+    validate_graph_sections(config)
+    check(config.memory.init in MEMORY_INITS, "memory.init", f"one of {MEMORY_INITS}")
+    check(config.memory.pooling in POOLINGS, "memory.pooling", f"one of {POOLINGS}")
+    check(config.memory.width >= 1, "memory.width", "a positive integer")
+    check(config.loss.link_weight >= 0, "loss.link_weight", "a non-negative weight")
+    check(
+        config.categories.source != "none"
+        or config.loss.relation_weight > 0
+        or config.loss.link_weight > 0,
+        "loss.relation_weight",
+        "positive when there are no categories and no link prediction (nothing to train)",
+    )
+    check(config.model.decoder in DECODERS, "model.decoder", f"one of {DECODERS}")
+    check(config.loss.eval_batch_size >= 1, "loss.eval_batch_size", "a positive integer")
 
-    def check(condition, key, message):
-        if not condition:
-            raise ConfigError(f"config.{key}: {message} (got {config_lib.get(config, key)!r})")
 
+def validate_graph_sections(config: ml_collections.ConfigDict) -> None:
+    """The checks of the sections every JAKET run shares (data, categories, the knowledge
+    module, its sampler, the KM losses, optimizer, cadences).
+
+    Raises:
+      ConfigError: naming the key and the allowed values.
+    """
+    check = checker(config)
     check(bool(config.data.name or config.data.path), "data.name", "a dataset name or data.path")
     check(config.categories.source in CATEGORY_SOURCES, "categories.source", str(CATEGORY_SOURCES))
     check(
@@ -162,9 +193,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "categories.held_out_fraction",
         "strictly between 0 and 1",
     )
-    check(config.memory.init in MEMORY_INITS, "memory.init", f"one of {MEMORY_INITS}")
-    check(config.memory.pooling in POOLINGS, "memory.pooling", f"one of {POOLINGS}")
-    check(config.memory.width >= 1, "memory.width", "a positive integer")
     check(config.model.num_layers >= 0, "model.num_layers", "0 (no GAT) or more")
     check(config.model.num_heads >= 1, "model.num_heads", "a positive integer")
     check(config.model.composition in COMPOSITIONS, "model.composition", str(COMPOSITIONS))
@@ -192,16 +220,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "loss.category_weight",
         "non-negative weights",
     )
-    check(config.loss.link_weight >= 0, "loss.link_weight", "a non-negative weight")
-    check(
-        config.categories.source != "none"
-        or config.loss.relation_weight > 0
-        or config.loss.link_weight > 0,
-        "loss.relation_weight",
-        "positive when there are no categories and no link prediction (nothing to train)",
-    )
-    check(config.model.decoder in DECODERS, "model.decoder", f"one of {DECODERS}")
-    check(config.loss.eval_batch_size >= 1, "loss.eval_batch_size", "a positive integer")
     check(config.optimizer.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")

@@ -23,6 +23,7 @@ encoder's hidden size = the memory's = the KM's).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -34,9 +35,10 @@ from kgjax.models.jaket import KnowledgePretraining, MaskedEntityHead
 from kgjax.models.lm import encoder as encoder_lib
 from kgjax.models.lm.heads import MaskedTokenHead, gather_positions
 from kgjax.train.jaket import masked_entities
-from kgjax.train.jaket.step import forward
+from kgjax.train.jaket.batches import Batch
+from kgjax.train.jaket.step import TrainState, forward, losses, memory_of
 
-__all__ = ["TextBatch", "language_losses"]
+__all__ = ["JointWeights", "TextBatch", "joint_losses", "language_losses", "make_train_chunk"]
 
 
 class TextBatch(NamedTuple):
@@ -97,20 +99,19 @@ def language_losses(
     km: KnowledgePretraining,
     memory: dict,
     batch: TextBatch,
-    layer_norm_eps: float = 1e-12,
 ) -> dict[str, jax.Array]:
     """L_t and L_e of one batch of texts.
 
     Args:
-      params: {"encoder", "km", "token_head", "entity_head"}.
+      params: {"encoder", "model" (the KM), "token_head", "entity_head"}.
       memory: {"entity": [V, D], "relation": [R, D]} the entity context memory.
 
     Returns:
       {"token_loss", "token_accuracy", "entity_loss", "entity_accuracy"} scalars.
     """
-    z = merged_hidden(params["encoder"], encoder_config, km, params["km"], memory, batch)
+    z = merged_hidden(params["encoder"], encoder_config, km, params["model"], memory, batch)
     words = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
-    logits = MaskedTokenHead(layer_norm_eps).apply(
+    logits = MaskedTokenHead(encoder_config.layer_norm_eps).apply(
         {"params": params["token_head"]}, gather_positions(z, batch.token_positions), words
     )
     per_token = optax.softmax_cross_entropy_with_integer_labels(logits, batch.token_targets)
@@ -138,3 +139,68 @@ def language_losses(
         "entity_loss": entity_loss,
         "entity_accuracy": entity_accuracy,
     }
+
+
+class JointWeights(NamedTuple):
+    """The four tasks' weights: L = c L_c + r L_r + t L_t + e L_e."""
+
+    category: float = 1.0
+    relation: float = 1.0
+    token: float = 1.0
+    entity: float = 1.0
+
+
+def joint_losses(
+    params: dict,
+    frozen: dict,
+    encoder_config: encoder_lib.EncoderConfig,
+    km: KnowledgePretraining,
+    graph_batch: Batch,
+    text_batch: TextBatch,
+    weights: JointWeights,
+) -> tuple[jax.Array, dict]:
+    """JAKET's pre-training loss of one step: the KM tasks on `graph_batch` (a subgraph around
+    random-walk roots, `step.losses`) and the language tasks on `text_batch`.
+
+    Returns:
+      (loss, metrics: `step.losses`'s and `language_losses`'s, "km_loss" their KM part).
+    """
+    km_loss, metrics = losses(
+        km, params, frozen, graph_batch, (weights.category, weights.relation, 0.0)
+    )
+    del metrics["link_loss"]  # no link prediction here
+    language = language_losses(params, encoder_config, km, memory_of(params, frozen), text_batch)
+    loss = (
+        km_loss + weights.token * language["token_loss"] + weights.entity * language["entity_loss"]
+    )
+    return loss, {**metrics, **language, "km_loss": km_loss, "loss": loss}
+
+
+def make_train_chunk(
+    encoder_config: encoder_lib.EncoderConfig,
+    km: KnowledgePretraining,
+    optimizer: optax.GradientTransformation,
+    weights: JointWeights,
+) -> Callable[[TrainState, Batch, TextBatch], tuple[TrainState, dict]]:
+    """A jitted call running one joint step per leading row of stacked batches (lax.scan).
+
+    Returns:
+      (state, graph batches [S, ...], text batches [S, ...]) -> (state, metrics {name: [S]});
+      the state is donated. The memory (`state.frozen`) is read, never trained: the host
+      refreshes it between calls.
+    """
+
+    def one_step(state: TrainState, batches):
+        graph_batch, text_batch = batches
+        grad_fn = jax.value_and_grad(joint_losses, has_aux=True)
+        (_, metrics), grads = grad_fn(
+            state.params, state.frozen, encoder_config, km, graph_batch, text_batch, weights
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    def run(state: TrainState, graph_batches: Batch, text_batches: TextBatch):
+        return jax.lax.scan(one_step, state, (graph_batches, text_batches))
+
+    return jax.jit(run, donate_argnums=(0,))

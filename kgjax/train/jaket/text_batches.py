@@ -24,7 +24,7 @@ import numpy as np
 import tokenizers
 
 from kgjax.data.linking import LinkedText
-from kgjax.data.subgraphs import SubgraphSampler
+from kgjax.data.subgraphs import Subgraph, SubgraphSampler
 from kgjax.text.masking import mask_tokens
 from kgjax.train.jaket import masked_entities
 from kgjax.train.jaket.joint_step import TextBatch
@@ -104,6 +104,13 @@ def tokenise(
     )
 
 
+def stack(batches: Sequence[TextBatch]) -> TextBatch:
+    """Stacks equally shaped batches along a new leading axis (NumPy, on the host)."""
+    graph = Subgraph(*(np.stack(f) for f in zip(*(b.graph for b in batches), strict=True)))
+    fields = list(zip(*batches, strict=True))[:-1]  # the graph is last
+    return TextBatch(*(np.stack(field) for field in fields), graph=graph)
+
+
 @dataclasses.dataclass(frozen=True)
 class TextBatcher:
     """`batcher(step)` -> the step's `TextBatch` (NumPy), a function of (seed, step) only.
@@ -157,6 +164,20 @@ class TextBatcher:
         return entities[np.sort(first)]
 
     def __call__(self, step: int) -> TextBatch:
+        return self._batch(step, self.sampler.around(self.roots(step), step))
+
+    def chunk(self, steps: Sequence[int]) -> TextBatch:
+        """The batches of `steps`, stacked (leading axis S), their graphs padded to one budget
+        (`SubgraphSampler.around_many`)."""
+        graphs = self.sampler.around_many([self.roots(step) for step in steps], steps)
+        batches = [
+            self._batch(step, Subgraph(*(field[i] for field in graphs)))
+            for i, step in enumerate(steps)
+        ]
+        return stack(batches)
+
+    def _batch(self, step: int, graph: Subgraph) -> TextBatch:
+        """`step`'s batch around its `graph` (the kept mentions' neighbourhood)."""
         corpus = self.corpus
         texts, kept, dropped, rng = self.choices(step)
         tokens = mask_tokens(
@@ -168,7 +189,6 @@ class TextBatcher:
             max_predictions=self.max_predictions,
         )
         roots = self.roots(step)
-        graph = self.sampler.around(roots, step)
         # The roots are the graph's first nodes: an entity's node is its place among them.
         node_of = {int(entity): node for node, entity in enumerate(roots)}
         b, s, m = self.batch_size, self.max_kept, self.max_dropped

@@ -19,6 +19,7 @@ the FB15k-237-sized runs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 
@@ -132,6 +133,78 @@ def link_decoder(
     return decoder
 
 
+def graph_sampler(
+    config: ml_collections.ConfigDict, adjacency: subgraphs.Adjacency, pretrain: np.ndarray
+) -> subgraphs.SubgraphSampler:
+    """The KM tasks' subgraph sampler (`config.sampler`), with budgets proposed from draws.
+
+    Raises:
+      ConfigError: the sampler's settings do not fit the graph.
+    """
+    section = config.sampler
+    sampler = subgraphs.SubgraphSampler(
+        adjacency,
+        num_roots=section.num_roots,
+        fanouts=tuple(section.fanouts),
+        walk_length=section.walk_length,
+        seed=config.seed,
+        starts=pretrain if section.roots_from == "labelled" else None,
+    )
+    try:
+        budgets = sampler.propose_budgets(num_draws=section.budget_draws)
+    except ValueError as error:
+        raise ConfigError(f"config.sampler: {error}") from None
+    return dataclasses.replace(sampler, budgets=budgets)
+
+
+def knowledge_module(
+    config: ml_collections.ConfigDict, labels, num_relations: int, width: int
+) -> KnowledgePretraining:
+    """The knowledge module and its heads (`config.model`) over memory rows `width` wide.
+
+    Raises:
+      ConfigError: the heads do not divide the width.
+    """
+    if width % config.model.num_heads:
+        raise ConfigError(
+            f"config.model.num_heads: {config.model.num_heads} does not divide the memory "
+            f"width {width}"
+        )
+    return KnowledgePretraining(
+        num_categories=len(labels.names) if labels is not None else 0,
+        num_relations=num_relations,
+        num_layers=config.model.num_layers,
+        num_heads=config.model.num_heads,
+        composition=config.model.composition,
+        aggregation=config.model.aggregation,
+        inverse_relations=config.model.inverse_edges,
+    )
+
+
+def init_knowledge_module(
+    model: KnowledgePretraining,
+    config: ml_collections.ConfigDict,
+    sampler,
+    train_labels: np.ndarray,
+    memory: dict,
+) -> dict:
+    """Fresh parameters of `model` (key from config.seed), shaped by step 0's batch."""
+    num_relations = memory["relation"].shape[0]
+    stacked = batches_lib.chunk(sampler, [0], train_labels, config.loss.num_pairs, num_relations)
+    batch = jax.tree.map(lambda x: x[0], stacked)
+    return jax.jit(model.init)(
+        jax.random.key(config.seed),
+        memory["entity"][batch.graph.entity_ids],
+        memory["relation"],
+        batch.graph.senders,
+        batch.graph.receivers,
+        batch.graph.relations,
+        batch.graph.edge_mask,
+        batch.pair_heads,
+        batch.pair_tails,
+    )["params"]
+
+
 # The parts of a pre-trained run that carry to another graph: the GAT layers and the map
 # giving inverse relations their vectors. The heads are the new graph's own (its categories
 # and relations).
@@ -174,15 +247,20 @@ def with_encoder(model_params: dict, encoder: dict, source: str) -> dict:
     return {**model_params, **jax.tree.map(jnp.asarray, encoder)}
 
 
-def _evaluate(model, params, frozen, dataset, full, labels, parts, relations, link) -> dict:
+def evaluate_graph_tasks(
+    model, params, frozen, dataset, full, labels, parts, relations, link
+) -> dict:
     """The trained tasks' metrics over `full`: category accuracy per part (`labels` given),
     relation prediction on valid/test (`relations` True), link prediction on valid/test
     (`link`, an `Evaluator` of the decoder, given). An untrained head is not reported."""
     memory = memory_of(params, frozen)
 
+    # One compiled call per split: op by op, the GAT's many small ops each compile.
+    apply = jax.jit(functools.partial(forward, model))
+
     def run(heads, tails):
         heads, tails = jnp.asarray(heads, jnp.int32), jnp.asarray(tails, jnp.int32)
-        return forward(model, params["model"], memory, full, heads, tails)
+        return apply(params["model"], memory, full, heads, tails)
 
     results = {}
     for split in ("valid", "test"):
@@ -251,25 +329,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     train_labels = np.full(dataset.num_entities, -1, np.int32)
     if labels is not None:
         train_labels[pretrain] = labels.labels[pretrain]
-    sampler_section = config.sampler
-    starts = pretrain if sampler_section.roots_from == "labelled" else None
-    sampler = subgraphs.SubgraphSampler(
-        adjacency,
-        num_roots=sampler_section.num_roots,
-        fanouts=tuple(sampler_section.fanouts),
-        walk_length=sampler_section.walk_length,
-        seed=config.seed,
-        starts=starts,
-    )
-    if sampler_section.whole_graph:
+    if config.sampler.whole_graph:
         sampler = subgraphs.WholeGraph(adjacency, seed=config.seed)
-        budgets = sampler.budgets
     else:
-        try:
-            budgets = sampler.propose_budgets(num_draws=sampler_section.budget_draws)
-        except ValueError as error:
-            raise ConfigError(f"config.sampler: {error}") from None
-        sampler = dataclasses.replace(sampler, budgets=budgets)
+        sampler = graph_sampler(config, adjacency, pretrain)
+    budgets = sampler.budgets
     memory = initial_memory(config, dataset, progress)
     width = memory["entity"].shape[1]
     decoder = link_decoder(config, dataset.num_entities, num_relations, width)
@@ -279,40 +343,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         if decoder is not None
         else None
     )
-    model = KnowledgePretraining(
-        num_categories=len(labels.names) if labels is not None else 0,
-        num_relations=num_relations,
-        num_layers=config.model.num_layers,
-        num_heads=config.model.num_heads,
-        composition=config.model.composition,
-        aggregation=config.model.aggregation,
-        inverse_relations=config.model.inverse_edges,
-    )
-    if memory["entity"].shape[1] % config.model.num_heads:
-        raise ConfigError(
-            f"config.model.num_heads: {config.model.num_heads} does not divide the memory "
-            f"width {memory['entity'].shape[1]}"
-        )
+    model = knowledge_module(config, labels, num_relations, width)
     optimizer, _ = make_optimizer(config.optimizer, config.num_steps)
     encoder = pretrained_encoder(config.model.init_from) if config.model.init_from else None
 
-    def example_batch() -> batches_lib.Batch:
-        return batches_lib.chunk(sampler, [0], train_labels, config.loss.num_pairs, num_relations)
-
     def init_model_params():
-        batch = jax.tree.map(lambda x: x[0], example_batch())
-        graph = batch.graph
-        return model.init(
-            jax.random.key(config.seed),
-            memory["entity"][graph.entity_ids],
-            memory["relation"],
-            graph.senders,
-            graph.receivers,
-            graph.relations,
-            graph.edge_mask,
-            batch.pair_heads,
-            batch.pair_tails,
-        )["params"]
+        return init_knowledge_module(model, config, sampler, train_labels, memory)
 
     if encoder is not None:  # a misfit is an error before anything is written
         with_encoder(jax.eval_shape(init_model_params), encoder, config.model.init_from)
@@ -353,7 +389,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     relations_trained = config.loss.relation_weight > 0
 
     def evaluate(state) -> dict:
-        return _evaluate(
+        return evaluate_graph_tasks(
             model, state.params, state.frozen, dataset, full, trained_labels, parts,
             relations_trained, link,
         )  # fmt: skip

