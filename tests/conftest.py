@@ -12,13 +12,6 @@ def pytest_configure(config):
         os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="kgjax-jax-cache-")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    # The suite's programs are small and run a few steps: LLVM's optimisation passes cost more
-    # compile time than they save (a JAKET end-to-end test: 42 s -> 21 s). Numerics are XLA's
-    # HLO either way; only code generation is less optimised.
-    fast_compile = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {fast_compile}".strip()
     config.addinivalue_line(
         "markers", "slow: loads a large real dataset (10-20 s); deselect with -m 'not slow'"
     )

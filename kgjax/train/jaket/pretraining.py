@@ -121,20 +121,82 @@ def language_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTrans
     return optax.multi_transform({"km": knowledge, "language": language}, groups)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True) -> dict:
-    """Pre-trains jointly, evaluates and writes `<workdir>/results.json`; resumes.
+@dataclasses.dataclass(frozen=True)
+class Pretraining:
+    """Everything a joint pre-training run is built from, before its workdir is touched.
 
-    Nothing is written before the config, the encoder and the data validate.
+    Attributes:
+      config, dataset: the run's.
+      labels, pretrain, held_out: categories and their split (`trainer.load_categories`).
+      adjacency: the training graph; train_labels: int32 [V] category targets (-1: none).
+      sampler: the KM tasks' subgraphs; lm: the language model (config, weights, tokenizer).
+      tokenised: {"entity": [V, ...], "relation": [R, ...]} descriptions for LM1's pooling.
+      memory: {"entity": float32 [V, D], "relation": [R, D]} E^(0) and R.
+      corpora: {"train", "held_out"} tokenised linked texts; batcher, held_out_batcher: theirs.
+      model: the knowledge module with its heads; km_init: its pre-trained parts, or None.
+    """
 
-    Returns:
-      {"category/held_out", "category/pretrain", "relation_prediction/valid" and "/test"
-      (as `trainer.train`), "language/held_out" {token_loss, token_accuracy,
-      token_perplexity, entity_loss, entity_accuracy}, "corpus" {train, held_out statistics},
-      "refresh_steps", "steps", "train_seconds", "steps_per_second", ...}.
+    config: ml_collections.ConfigDict
+    dataset: object
+    labels: object
+    pretrain: np.ndarray
+    held_out: np.ndarray
+    adjacency: subgraphs.Adjacency
+    train_labels: np.ndarray
+    sampler: subgraphs.SubgraphSampler
+    lm: pretrained.Pretrained
+    tokenised: dict
+    memory: dict
+    corpora: dict
+    batcher: TextBatcher
+    held_out_batcher: TextBatcher
+    model: object
+    km_init: dict | None
+
+    def init_model_params(self) -> dict:
+        return init_knowledge_module(
+            self.model, self.config, self.sampler, self.train_labels, self.memory
+        )
+
+    def initial_state(self, optimizer: optax.GradientTransformation) -> TrainState:
+        """Step 0: a fresh KM (or `km_init`'s), the pre-trained LM, new heads, E^(0)."""
+        config, lm = self.config, self.lm
+        model_params = self.init_model_params()
+        if self.km_init is not None:
+            model_params = with_encoder(model_params, self.km_init, config.model.init_from)
+        width = self.memory["entity"].shape[1]
+        key = jax.random.fold_in(jax.random.key(config.seed), 0x4E)
+        words = lm.params["embeddings"]["word_embeddings"]["embedding"]
+        hidden = jnp.zeros((1, 1, width), jnp.float32)
+        # Jitted: op by op, every initialiser would compile on its own.
+        token_head = jax.jit(MaskedTokenHead(lm.config.layer_norm_eps).init)
+        entity_head = jax.jit(MaskedEntityHead(width).init)
+        params = {
+            "model": model_params,
+            "encoder": jax.tree.map(jnp.asarray, lm.params),
+            "token_head": token_head(key, hidden, words)["params"],
+            "entity_head": entity_head(jax.random.fold_in(key, 1), hidden, hidden)["params"],
+        }
+        return TrainState(
+            step=jnp.int32(0),
+            params=params,
+            frozen={"memory": jax.tree.map(jnp.asarray, self.memory)},
+            opt_state=jax.jit(optimizer.init)(params),
+        )
+
+    def graph_batches(self, steps) -> batches_lib.Batch:
+        """The KM tasks' batches of `steps`, stacked."""
+        return batches_lib.chunk(
+            self.sampler, steps, self.train_labels, self.config.loss.num_pairs,
+            self.dataset.num_relations,
+        )  # fmt: skip
+
+
+def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraining:
+    """Validates the config and reads, tokenises and encodes what the run needs.
 
     Raises:
       ConfigError, DataError, CheckpointError: bad config, data or encoder folder.
-      TrainingDiverged: the loss became NaN or Inf.
     """
     pt_config.validate(config)
     from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
@@ -240,11 +302,35 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
         raise ConfigError(f"the memory is {width} wide, the encoder {encoder_config.hidden_size}")
     km_init = pretrained_encoder(config.model.init_from) if config.model.init_from else None
 
-    def init_model_params():
-        return init_knowledge_module(model, config, sampler, train_labels, memory)
-
+    setup = Pretraining(
+        config=config, dataset=dataset, labels=labels, pretrain=pretrain, held_out=held_out,
+        adjacency=adjacency, train_labels=train_labels, sampler=sampler, lm=lm,
+        tokenised=tokenised, memory=memory, corpora=corpora, batcher=batcher,
+        held_out_batcher=held_out_batcher, model=model, km_init=km_init,
+    )  # fmt: skip
     if km_init is not None:  # a misfit is an error before anything is written
-        with_encoder(jax.eval_shape(init_model_params), km_init, config.model.init_from)
+        with_encoder(jax.eval_shape(setup.init_model_params), km_init, config.model.init_from)
+    return setup
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True) -> dict:
+    """Pre-trains jointly, evaluates and writes `<workdir>/results.json`; resumes.
+
+    Nothing is written before the config, the encoder and the data validate.
+
+    Returns:
+      {"category/held_out", "category/pretrain", "relation_prediction/valid" and "/test"
+      (as `trainer.train`), "language/held_out" {token_loss, token_accuracy,
+      token_perplexity, entity_loss, entity_accuracy}, "corpus" {train, held_out statistics},
+      "refresh_steps", "steps", "train_seconds", "steps_per_second", ...}.
+
+    Raises:
+      ConfigError, DataError, CheckpointError: bad config, data or encoder folder.
+      TrainingDiverged: the loss became NaN or Inf.
+    """
+    setup = build(config, progress)
+    dataset, labels, model = setup.dataset, setup.labels, setup.model
+    encoder_config, tokenised = setup.lm.config, setup.tokenised
     workdir_lib.claim(workdir, config, pt_config.load, pt_config.differences)
 
     optimizer = language_optimizer(config)
@@ -256,36 +342,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     length = pt_config.chunk_length(config)
     schedule = pt_config.schedule(config)
 
-    def initial_state() -> TrainState:
-        model_params = init_model_params()
-        if km_init is not None:
-            model_params = with_encoder(model_params, km_init, config.model.init_from)
-        key = jax.random.fold_in(jax.random.key(config.seed), 0x4E)
-        words = lm.params["embeddings"]["word_embeddings"]["embedding"]
-        hidden = jnp.zeros((1, 1, width), jnp.float32)
-        # Jitted: op by op, every initialiser would compile on its own.
-        token_head = jax.jit(MaskedTokenHead(encoder_config.layer_norm_eps).init)
-        entity_head = jax.jit(MaskedEntityHead(width).init)
-        params = {
-            "model": model_params,
-            "encoder": jax.tree.map(jnp.asarray, lm.params),
-            "token_head": token_head(key, hidden, words)["params"],
-            "entity_head": entity_head(jax.random.fold_in(key, 1), hidden, hidden)["params"],
-        }
-        return TrainState(
-            step=jnp.int32(0),
-            params=params,
-            frozen={"memory": jax.tree.map(jnp.asarray, memory)},
-            opt_state=jax.jit(optimizer.init)(params),
-        )
-
     def train_chunk(state):
         start = int(state.step)
         steps = range(start, start + length)
-        graph_batches = batches_lib.chunk(
-            sampler, steps, train_labels, config.loss.num_pairs, num_relations
-        )
-        return run_chunk(state, graph_batches, batcher.chunk(steps))
+        return run_chunk(state, setup.graph_batches(steps), setup.batcher.chunk(steps))
 
     checkpointer = host_loop.open_checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = host_loop.open_writer(workdir)
@@ -311,10 +371,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     hooks = (host_loop.Hook(schedule.is_refresh_step, refresh),) if config.memory.refresh else ()
 
-    full = subgraphs.full_graph(adjacency)
-    parts = {"held_out": held_out, "pretrain": pretrain} if labels is not None else {}
+    full = subgraphs.full_graph(setup.adjacency)
+    parts = {"held_out": setup.held_out, "pretrain": setup.pretrain} if labels is not None else {}
     trained_labels = labels if config.loss.category_weight > 0 else None
-    held_out_batches = held_out_batcher.chunk(range(config.eval.num_text_batches))
+    held_out_batches = setup.held_out_batcher.chunk(range(config.eval.num_text_batches))
 
     @jax.jit
     def held_out_language(params, frozen, batches):
@@ -347,8 +407,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     try:
         family = host_loop.Family(
-            initial_state=initial_state,
-            abstract_state=lambda: jax.eval_shape(initial_state),
+            initial_state=lambda: setup.initial_state(optimizer),
+            abstract_state=lambda: jax.eval_shape(lambda: setup.initial_state(optimizer)),
             train_chunk=train_chunk,
             chunk_length=length,
             evaluations={"jaket": lambda state: scalars(evaluate(state))},
@@ -362,14 +422,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             train_seconds=outcome.train_seconds,
             steps_per_second=outcome.steps_per_second,
             refresh_steps=schedule.steps(outcome.step) if config.memory.refresh else [],
-            corpus={part: corpus_statistics(c) for part, c in corpora.items()},
+            corpus={part: corpus_statistics(c) for part, c in setup.corpora.items()},
             dataset={
                 "name": dataset.name,
                 "num_entities": dataset.num_entities,
                 "num_relations": dataset.num_relations,
             },
             num_categories=len(labels.names) if labels is not None else 0,
-            encoder=str(lm.path),
+            encoder=str(setup.lm.path),
             device=str(jax.devices()[0].device_kind),
             jax_version=jax.__version__,
         )
