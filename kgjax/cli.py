@@ -30,6 +30,7 @@ TRAINERS = {
     "kge": "kgjax.train.kge.trainer",
     "jaket_km": "kgjax.train.jaket.trainer",
     "jaket": "kgjax.train.jaket.pretraining",
+    "jaket_fewrel": "kgjax.train.jaket.fewrel",
 }
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 

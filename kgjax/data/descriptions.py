@@ -268,7 +268,12 @@ def mention_span(encoding: tokenizers.Encoding, text: str, mention: str) -> tupl
     match = re.search(rf"(?<!\w){re.escape(mention)}(?!\w)", text, re.IGNORECASE)
     if not mention or match is None:
         return 0, 0
-    begin, end = match.span()
+    return token_span(encoding, *match.span()) or (0, 0)
+
+
+def token_span(encoding: tokenizers.Encoding, start: int, end: int) -> tuple[int, int] | None:
+    """The first and last real, non-special tokens overlapping characters [start, end), or
+    None when truncation cut the span off."""
     covered = [
         i
         for i, ((s, e), special, real) in enumerate(
@@ -279,9 +284,9 @@ def mention_span(encoding: tokenizers.Encoding, text: str, mention: str) -> tupl
                 strict=True,
             )
         )
-        if real and not special and s < end and e > begin
+        if real and not special and s < end and e > start
     ]
-    return (covered[0], covered[-1]) if covered else (0, 0)
+    return (covered[0], covered[-1]) if covered else None
 
 
 def mention_spans(

@@ -272,6 +272,30 @@ def _kind(alias: str, tokens: Sequence[str]) -> str:
     return "name"
 
 
+def read_wikidata_ids(dataset_dir: str | os.PathLike, keys: Sequence[str]) -> dict[str, str]:
+    """Wikidata Q-id -> entity key, for the entities of `keys` that
+    `wikidata/entity2wikidata.json` links (FewRel names its entities by Q-id).
+
+    Raises:
+      DataError: the file is missing or an entry has no string `wikidata_id`.
+    """
+    path = pathlib.Path(dataset_dir) / WIKIDATA_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (Wikidata ids of the entities)")
+    entries = descriptions.read_json_file(path)
+    if not isinstance(entries, dict):
+        raise DataError(f"{path}: expected a JSON object mid -> entry")
+    wanted, out = set(keys), {}
+    for key, entry in entries.items():
+        if key not in wanted:
+            continue
+        qid = entry.get("wikidata_id") if isinstance(entry, dict) else None
+        if not isinstance(qid, str):
+            raise DataError(f"{path}: entry {key!r} has no string 'wikidata_id'")
+        out[qid] = key
+    return out
+
+
 def read_aliases(dataset_dir: str | os.PathLike, keys: Sequence[str]) -> AliasTable:
     """The alias table of a dataset's entities: kg-bert names, Wikidata labels and aliases.
 

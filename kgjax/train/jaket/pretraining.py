@@ -173,7 +173,8 @@ class Pretraining:
         entity_head = jax.jit(MaskedEntityHead(width).init)
         params = {
             "model": model_params,
-            "encoder": jax.tree.map(jnp.asarray, lm.params),
+            # A copy: the first step donates the state, and `lm.params` must outlive it.
+            "encoder": jax.tree.map(jnp.array, lm.params),
             "token_head": token_head(key, hidden, words)["params"],
             "entity_head": entity_head(jax.random.fold_in(key, 1), hidden, hidden)["params"],
         }

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tokenizers
 
+from kgjax.data.descriptions import token_span
 from kgjax.data.linking import LinkedText
 from kgjax.data.subgraphs import Subgraph, SubgraphSampler
 from kgjax.text.masking import mask_tokens
@@ -53,21 +54,6 @@ class TokenisedCorpus:
     entities: np.ndarray
     offsets: np.ndarray
     num_dropped: int
-
-
-def token_span(encoding: tokenizers.Encoding, start: int, end: int) -> tuple[int, int] | None:
-    """The first and last real, non-special tokens overlapping characters [start, end), or
-    None when truncation cut the span off."""
-    covered = [
-        i
-        for i, ((s, e), special, real) in enumerate(
-            zip(
-                encoding.offsets, encoding.special_tokens_mask, encoding.attention_mask, strict=True
-            )
-        )
-        if real and not special and s < end and e > start
-    ]
-    return (covered[0], covered[-1]) if covered else None
 
 
 def tokenise(
