@@ -107,3 +107,25 @@ def test_about_15_percent_of_mentions_are_dropped(tokenizer):
     batcher = make_batcher(corpus, max_kept=18, max_dropped=18, batch_size=2)
     counts = [sum(len(d) for d in batcher.choices(step)[2]) for step in range(300)]
     assert abs(np.sum(counts) / (300 * 2 * 18) - 0.15) < 0.02
+
+
+def test_a_chunk_stacks_the_steps_and_merge_false_merges_nothing(tokenizer):
+    texts = [
+        linked("Paris lies on the Seine in France.", ["Paris", "Seine", "France"]),
+        linked("The Seine is a river in Europe.", ["Seine", "Europe"]),
+    ]
+    corpus = tokenise(texts, INDEX, tokenizer(32))
+    batcher = make_batcher(corpus, drop_rate=0.3)
+    chunk = batcher.chunk([4, 5, 6])
+    for i, step in enumerate([4, 5, 6]):
+        alone = batcher(step)
+        nodes = int(alone.graph.node_mask.sum())  # the chunk may pad to a larger budget
+        np.testing.assert_array_equal(
+            chunk.graph.entity_ids[i, :nodes], alone.graph.entity_ids[:nodes]
+        )
+        for a, b in zip(chunk[:-1], alone[:-1], strict=True):
+            np.testing.assert_array_equal(a[i], b)
+    plain = dataclasses.replace(batcher, merge=False).chunk([4, 5, 6])
+    assert chunk.span_mask.any() and not plain.span_mask.any()
+    np.testing.assert_array_equal(plain.ids, chunk.ids)
+    np.testing.assert_array_equal(plain.candidates, chunk.candidates)

@@ -289,6 +289,7 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
         vocab_size=encoder_config.vocab_size,
         max_predictions=section.max_predictions,
         drop_rate=section.drop_rate,
+        merge=section.merge,
         seed=config.seed,
     )
     budgets = text_sampler.propose_budgets(config.sampler.budget_draws, roots_of=batcher.roots)

@@ -86,6 +86,9 @@ def pretraining_config(
     c.corpus.num_candidates = 16  # K, the true entity, its neighbours, random entities
     c.corpus.num_neighbours = 8  # neighbours among the K
     c.corpus.max_predictions = 10  # P, masked-token slots per text (15% of real tokens)
+    # False: E^KM is merged nowhere (with the KM tasks and L_e weighted 0, the plain language
+    # model's continued masked-LM pre-training on the same texts: the "more text" ablation).
+    c.corpus.merge = True
 
     c.loss.token_weight = 1.0  # L_t, masked token prediction
     c.loss.entity_weight = 1.0  # L_e, masked entity prediction

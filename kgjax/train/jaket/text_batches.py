@@ -110,6 +110,8 @@ class TextBatcher:
       num_candidates, num_neighbours: K and the neighbours among them.
       mask_id, vocab_size, max_predictions: BERT's corruption (`mask_tokens`).
       drop_rate: each mention's chance of being dropped (JAKET: 0.15).
+      merge: False: no kept mention is merged (`span_mask` all False; the plain language
+        model's continued pre-training, with the same draws otherwise).
       seed: the run's seed.
     """
 
@@ -124,6 +126,7 @@ class TextBatcher:
     vocab_size: int
     max_predictions: int = 20
     drop_rate: float = 0.15
+    merge: bool = True
     seed: int = 0
 
     def choices(
@@ -188,7 +191,7 @@ class TextBatcher:
             rows = kept[i]
             spans[i, : len(rows)] = corpus.spans[rows]
             span_nodes[i, : len(rows)] = [node_of[int(e)] for e in corpus.entities[rows]]
-            span_mask[i, : len(rows)] = True
+            span_mask[i, : len(rows)] = self.merge
             rows = dropped[i]
             dropped_spans[i, : len(rows)] = corpus.spans[rows]
             dropped_entities[i, : len(rows)] = corpus.entities[rows]
