@@ -64,7 +64,10 @@ def _define_flags(command: str, argv: list[str]) -> flags.FlagValues:
         flags.DEFINE_string("relation", None, "Relation name.", flag_values=fv)
         flags.DEFINE_integer("top_k", 10, "How many predictions to print.", flag_values=fv)
     elif command == "export":
-        flags.DEFINE_string("out", None, "The .npz file to write.", flag_values=fv)
+        flags.DEFINE_string(
+            "out", None, "The .npz file to write (a JAKET run: its LM's model folder).",
+            flag_values=fv,
+        )  # fmt: skip
     return fv
 
 

@@ -24,6 +24,7 @@ from kgjax.evaluation.metrics import link_prediction_metrics
 from kgjax.evaluation.relation_categories import relation_results
 from kgjax.evaluation.triple_classification import triple_classification_results
 from kgjax.models.kge import KGEModel, Params
+from kgjax.models.lm import pretrained
 from kgjax.parallel.layout import MODEL, Layout
 from kgjax.train.kge import build as build_lib
 from kgjax.train.kge import config as kge_config
@@ -184,11 +185,17 @@ def predict(
 
 
 def export(workdir: str, out: str) -> dict[str, tuple]:
-    """Writes the embeddings (mathematical form) and id-to-name maps to an .npz file.
+    """Writes a run's reusable parts: a KGE run's embeddings (mathematical form) and id-to-name
+    maps to an .npz file; a JAKET pre-training run's language model as a model folder `out`
+    (config.json, model.safetensors, tokenizer.json: `pretrained.save_pretrained`), which any
+    `encoder`/`memory.encoder`/`text.encoder` key accepts.
 
     Returns:
       {array name: shape} of what was written.
     """
+    saved = config_lib.load(os.path.join(workdir, CONFIG_FILE), {"trainer": "kge"})
+    if saved.trainer == "jaket":
+        return export_language_model(workdir, saved, out)
     run = restore(workdir)
     arrays = {f"{key}_embeddings": value for key, value in run.model.embeddings(run.params).items()}
     arrays["entity_names"] = np.asarray(run.entities.names)
@@ -197,3 +204,18 @@ def export(workdir: str, out: str) -> dict[str, tuple]:
     np.savez(tmp, **arrays)
     os.replace(tmp, out)
     return {key: value.shape for key, value in arrays.items()}
+
+
+def export_language_model(workdir: str, saved: ml_collections.ConfigDict, out: str) -> dict:
+    """The language model of a `jaket` run's latest checkpoint as a model folder."""
+    checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR))
+    try:
+        params = checkpointer.read()["params"]["encoder"]
+    except FileNotFoundError:
+        raise ConfigError(f"{workdir} holds no checkpoint") from None
+    finally:
+        checkpointer.close()
+    source = saved.encoder.path or pretrained.default_model_path()
+    pretrained.save_pretrained(out, params, source)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+    return {jax.tree_util.keystr(path): np.shape(value) for path, value in leaves}

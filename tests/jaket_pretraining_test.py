@@ -16,6 +16,7 @@ import pytest
 from tiny_checkpoints import write_checkpoint
 
 from kgjax import config as config_lib
+from kgjax import runs
 from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data import descriptions, triples
@@ -270,3 +271,20 @@ def test_a_run_killed_between_refreshes_resumes_to_the_uninterrupted_state(run, 
     for part in ("frozen", "params"):
         for a, b in zip(jax.tree.leaves(final[part]), jax.tree.leaves(expected[part]), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_export_writes_the_trained_language_model_as_a_model_folder(run, folder, tmp_path):
+    workdir, _ = run
+    out = tmp_path / "lm"
+    runs.export(workdir, str(out))
+    exported = pretrained.load_pretrained(out, split_layer=1)
+    trained = read_state(workdir)["params"]["encoder"]
+    flat = jax.tree_util.tree_flatten_with_path
+    for (path, a), (_, b) in zip(flat(exported.params)[0], flat(trained)[0], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), b, err_msg=jax.tree_util.keystr(path))
+    original = pretrained.load_pretrained(folder / "encoder", split_layer=1)
+    assert not np.array_equal(  # trained, and its merge norm kept
+        np.asarray(exported.params["merge_norm"]["scale"]),
+        np.asarray(original.params["merge_norm"]["scale"]),
+    )
+    assert exported.tokenizer is not None

@@ -33,6 +33,8 @@ from kgjax.models.lm import encoder
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
+# model.safetensors keys of JAKET's merge LayerNorm in a kgjax export -> its parameter field.
+MERGE_NORM_KEYS = {"merge_norm.weight": "scale", "merge_norm.bias": "bias"}
 
 _VARIANT_OF_MODEL_TYPE = {
     "bert": "bert",
@@ -220,6 +222,10 @@ def load_params(path: str | os.PathLike, config: encoder.EncoderConfig) -> dict:
             continue
         value = got.T if transposed else got
         _get(params, param_path[:-1])[param_path[-1]] = np.ascontiguousarray(value, np.float32)
+    for name, field in MERGE_NORM_KEYS.items():  # a kgjax export keeps JAKET's merge norm
+        if name in tensors and tensors[name].shape == params["merge_norm"][field].shape:
+            params["merge_norm"][field] = np.asarray(tensors[name], np.float32)
+            names = {**names, name: (("merge_norm", field), False)}
     for key in sorted(tensors):
         if key not in names and not _IGNORED.fullmatch(key):
             problems.append(f"unexpected {key} (shape {list(tensors[key].shape)})")
@@ -230,6 +236,49 @@ def load_params(path: str | os.PathLike, config: encoder.EncoderConfig) -> dict:
             + "\n  ".join(problems)
         )
     return jax.device_put(params)
+
+
+def save_pretrained(
+    folder: str | os.PathLike, params: dict, source: str | os.PathLike
+) -> pathlib.Path:
+    """Writes `params` as a model folder `load_pretrained` (and Hugging Face) reads.
+
+    config.json and tokenizer.json are copied from `source`, the folder the parameters were
+    trained from; model.safetensors holds the BERT names `load_params` reads, plus
+    `MERGE_NORM_KEYS` (JAKET's merge LayerNorm, which other readers ignore). Files are
+    written to a temporary name and renamed.
+
+    Returns:
+      The folder.
+
+    Raises:
+      CheckpointError: `source` has no config.json, or it does not fit `params`.
+    """
+    folder, source = pathlib.Path(folder), pathlib.Path(source)
+    config = load_config(source)
+    names = _checkpoint_names(config)
+    params = jax.tree.map(np.asarray, params)
+    try:
+        tensors = {
+            key: np.ascontiguousarray(_get(params, path).T if transposed else _get(params, path))
+            for key, (path, transposed) in names.items()
+        }
+    except KeyError as e:
+        raise CheckpointError(f"{source}: the parameters lack {e} of its architecture") from e
+    for name, field in MERGE_NORM_KEYS.items():
+        tensors[name] = np.asarray(params["merge_norm"][field])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, write in (
+        (WEIGHTS_FILE, lambda path: safetensors.numpy.save_file(tensors, str(path))),
+        (CONFIG_FILE, lambda path: path.write_bytes((source / CONFIG_FILE).read_bytes())),
+        (TOKENIZER_FILE, lambda path: path.write_bytes((source / TOKENIZER_FILE).read_bytes())),
+    ):
+        if name == TOKENIZER_FILE and not (source / TOKENIZER_FILE).is_file():
+            continue
+        temporary = folder / f".{name}.tmp"
+        write(temporary)
+        os.replace(temporary, folder / name)
+    return folder
 
 
 def _get(tree: dict, path: tuple[str, ...]):
