@@ -80,6 +80,13 @@ def _required(fv: flags.FlagValues, *names: str) -> None:
 def _print_metrics(results: dict) -> None:
     # JAKET's knowledge module: "<task>/<part>" blocks of accuracies.
     for name, block in results.items():
+        if isinstance(block, dict) and "linked_mentions" in block:  # FewRel: one set
+            settings = [key for key, value in block.items() if isinstance(value, dict)]
+            print(
+                f"{name}: "
+                + "  ".join(f"{key} {block[key]['accuracy']:.4f}" for key in settings)
+                + f"  ({block['linked_mentions']} mentions with E^KM)"
+            )
         if "/" in name and isinstance(block, dict) and "accuracy" in block:
             extra = "".join(
                 f"  {key} {block[key]:.4f}" for key in ("mrr", "majority_accuracy") if key in block
@@ -156,6 +163,9 @@ def run(command: str, fv: flags.FlagValues) -> int:
         trainer = importlib.import_module(TRAINERS[family])
         results = trainer.train(fv.config, fv.workdir, progress=fv.progress)
         _print_metrics(results)
+        if "steps_per_second" not in results:  # an evaluation-only run (FewRel) trains nothing
+            print(f"results in {fv.workdir}/results.json")
+            return 0
         rate = results["steps_per_second"]
         # Only calls after the first (which compiles) are timed: one call leaves no rate.
         rate = f"{rate:.1f}" if rate else "n/a (one device call, which compiled)"
