@@ -184,7 +184,8 @@ def test_all_four_losses_fall_and_results_report_every_task(run):
     for task in ("category", "relation", "token", "entity"):
         assert last[f"train/{task}_loss"] < first[f"train/{task}_loss"], task
     assert set(results["language/held_out"]) == {
-        "token_loss", "token_accuracy", "token_perplexity", "entity_loss", "entity_accuracy",
+        "token_loss", "token_accuracy", "token_perplexity", "token_targets",
+        "entity_loss", "entity_accuracy", "entity_targets",
     }  # fmt: skip
     assert 0 <= results["category/held_out"]["accuracy"] <= 1
     assert results["relation_prediction/test"]["num_pairs"] == 10

@@ -6,7 +6,7 @@ Files (../shared/data/fewrel, thunlp/FewRel's `data/`, MIT): `val_wiki.json` (16
 relations x 700 instances, both ends Wikidata-linked), `val_nyt.json` (25 x 100) and
 `val_pubmed.json` (10 x 100), each a JSON object relation -> [instance], an instance
   {"tokens": [str], "h": [name, id, [[token positions], ...]], "t": [name, id, [[...]]]}
-(id a Wikidata Q-id in val_wiki; the other sets name UMLS or Freebase ids or none). An
+(id a Wikidata Q-id in val_wiki and val_nyt, a UMLS CUI in val_pubmed). An
 instance's head and tail are the first occurrence of each (`positions[0]`): FewRel lists
 repeated occurrences after it.
 

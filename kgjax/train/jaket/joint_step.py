@@ -107,7 +107,9 @@ def language_losses(
       memory: {"entity": [V, D], "relation": [R, D]} the entity context memory.
 
     Returns:
-      {"token_loss", "token_accuracy", "entity_loss", "entity_accuracy"} scalars.
+      {"token_loss", "token_accuracy", "entity_loss", "entity_accuracy"} scalars: means over
+      the batch's masked tokens and dropped mentions, whose counts are "token_targets" and
+      "entity_targets" (a batch may have none: its means are then 0).
     """
     z = merged_hidden(params["encoder"], encoder_config, km, params["model"], memory, batch)
     words = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
@@ -136,8 +138,10 @@ def language_losses(
     return {
         "token_loss": jnp.sum(per_token * weights) / count,
         "token_accuracy": jnp.sum(hits * weights) / count,
+        "token_targets": jnp.sum(weights),
         "entity_loss": entity_loss,
         "entity_accuracy": entity_accuracy,
+        "entity_targets": jnp.sum(batch.dropped_mask).astype(z.dtype),
     }
 
 

@@ -390,10 +390,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             model, state.params, state.frozen, dataset, full, trained_labels, parts,
             config.loss.relation_weight > 0, None,
         )  # fmt: skip
-        language = jax.tree.map(
-            lambda x: float(np.mean(x)),
-            held_out_language(state.params, state.frozen, held_out_batches),
+        per_batch = jax.tree.map(
+            np.asarray, held_out_language(state.params, state.frozen, held_out_batches)
         )
+        language = {}
+        for task in ("token", "entity"):  # means over all targets, not over batch means
+            counts = per_batch[f"{task}_targets"]
+            for metric in ("loss", "accuracy"):
+                values = per_batch[f"{task}_{metric}"]
+                language[f"{task}_{metric}"] = float(np.sum(values * counts) / max(counts.sum(), 1))
+            language[f"{task}_targets"] = int(counts.sum())
         language["token_perplexity"] = math.exp(language["token_loss"])
         results["language/held_out"] = language
         return results
