@@ -167,9 +167,13 @@ chunk_length = km_config_lib.chunk_length
 RESUMABLE_KEYS = km_config_lib.RESUMABLE_KEYS - {"loss.eval_batch_size"} | {"corpus.path"}
 
 
+# Keys added after runs were saved, with the values that behave as their absence did.
+ADDED_KEYS = {"corpus.merge": True}
+
+
 def load(path: str) -> ml_collections.ConfigDict:
-    """A saved run's config."""
-    return config_lib.load(path, {})
+    """A saved run's config (keys added since filled in: `ADDED_KEYS`)."""
+    return config_lib.load(path, ADDED_KEYS)
 
 
 def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:
