@@ -349,14 +349,7 @@ class SubgraphSampler:
           BudgetError, ValueError: as `around`.
         """
         draws = [self._draw_around(r, step) for r, step in zip(roots, steps, strict=True)]
-        budget = _smallest_fitting(
-            self.budgets,
-            max(d.num_nodes for d in draws),
-            max(d.num_edges for d in draws),
-            f"steps {steps[0]}..{steps[-1]}",
-        )
-        padded = [_pad(*d, budget) for d in draws]
-        return Subgraph(*(np.stack(field) for field in zip(*padded, strict=True)))
+        return self._stacked(draws, steps)
 
     def sample_many(self, steps: Sequence[int]) -> Subgraph:
         """The subgraphs of `steps`, stacked: every field [S, ...], for a `lax.scan` over steps.
@@ -368,6 +361,10 @@ class SubgraphSampler:
           BudgetError, ValueError: as `__call__`.
         """
         draws = [self._draw(step) for step in steps]
+        return self._stacked(draws, steps)
+
+    def _stacked(self, draws: Sequence[_Draw], steps: Sequence[int]) -> Subgraph:
+        """The draws padded to the smallest budget fitting all of them, stacked [S, ...]."""
         budget = _smallest_fitting(
             self.budgets,
             max(d.num_nodes for d in draws),

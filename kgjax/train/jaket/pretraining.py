@@ -27,14 +27,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from kgjax.config import ConfigError
 from kgjax.data import descriptions, linking, subgraphs
@@ -56,7 +54,7 @@ from kgjax.train.jaket.trainer import (
     graph_sampler,
     init_knowledge_module,
     knowledge_module,
-    load_categories,
+    load_graph,
     pretrained_encoder,
     with_encoder,
 )
@@ -200,19 +198,15 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
       ConfigError, DataError, CheckpointError: bad config, data or encoder folder.
     """
     pt_config.validate(config)
-    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
-
-    dataset = catalog.load_section(config.data)
-    if progress:
-        tqdm.write(dataset.summary(), file=sys.stderr)
-    labels, pretrain, held_out = load_categories(config, dataset)
-    num_relations = dataset.num_relations
-    adjacency = subgraphs.Adjacency.build(
-        dataset.train, dataset.num_entities, num_relations, config.model.inverse_edges
+    graph = load_graph(config, progress)
+    dataset, labels, pretrain, held_out = (
+        graph.dataset,
+        graph.labels,
+        graph.pretrain,
+        graph.held_out,
     )
-    train_labels = np.full(dataset.num_entities, -1, np.int32)
-    if labels is not None:
-        train_labels[pretrain] = labels.labels[pretrain]
+    adjacency, train_labels = graph.adjacency, graph.train_labels
+    num_relations = dataset.num_relations
     sampler = graph_sampler(config, adjacency, pretrain)
 
     # The language model, and every description tokenised once for E^(0) and the refreshes.

@@ -133,6 +133,41 @@ def link_decoder(
     return decoder
 
 
+@dataclasses.dataclass(frozen=True)
+class Graph:
+    """A JAKET run's graph side: the dataset, its categories split into pre-training and
+    held-out entities, the training adjacency and each entity's category target (int32 [V],
+    -1 where none: held-out, unlabelled)."""
+
+    dataset: KGDataset
+    labels: object
+    pretrain: np.ndarray
+    held_out: np.ndarray
+    adjacency: subgraphs.Adjacency
+    train_labels: np.ndarray
+
+
+def load_graph(config: ml_collections.ConfigDict, progress: bool) -> Graph:
+    """Loads `config.data` and `config.categories` (after the config validated).
+
+    Raises:
+      DataError: missing or malformed data.
+    """
+    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
+
+    dataset = catalog.load_section(config.data)
+    if progress:
+        tqdm.write(dataset.summary(), file=sys.stderr)
+    labels, pretrain, held_out = load_categories(config, dataset)
+    adjacency = subgraphs.Adjacency.build(
+        dataset.train, dataset.num_entities, dataset.num_relations, config.model.inverse_edges
+    )
+    train_labels = np.full(dataset.num_entities, -1, np.int32)
+    if labels is not None:
+        train_labels[pretrain] = labels.labels[pretrain]
+    return Graph(dataset, labels, pretrain, held_out, adjacency, train_labels)
+
+
 def graph_sampler(
     config: ml_collections.ConfigDict, adjacency: subgraphs.Adjacency, pretrain: np.ndarray
 ) -> subgraphs.SubgraphSampler:
@@ -316,19 +351,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
       TrainingDiverged: the loss became NaN or Inf.
     """
     km_config.validate(config)
-    from kgjax.data import catalog  # deferred: tensorflow-datasets is slow to import
-
-    dataset = catalog.load_section(config.data)
-    if progress:
-        tqdm.write(dataset.summary(), file=sys.stderr)
-    labels, pretrain, held_out = load_categories(config, dataset)
-    num_relations = dataset.num_relations
-    adjacency = subgraphs.Adjacency.build(
-        dataset.train, dataset.num_entities, num_relations, config.model.inverse_edges
+    graph = load_graph(config, progress)
+    dataset, labels, pretrain, held_out = (
+        graph.dataset,
+        graph.labels,
+        graph.pretrain,
+        graph.held_out,
     )
-    train_labels = np.full(dataset.num_entities, -1, np.int32)
-    if labels is not None:
-        train_labels[pretrain] = labels.labels[pretrain]
+    adjacency, train_labels = graph.adjacency, graph.train_labels
+    num_relations = dataset.num_relations
     if config.sampler.whole_graph:
         sampler = subgraphs.WholeGraph(adjacency, seed=config.seed)
     else:
