@@ -115,7 +115,7 @@ def find_candidates(
     spans, synsets, priors = [], [], []
     for first in range(len(words)):
         for last in range(first, min(first + max_span_words, len(words))):
-            counts = _tag_counts("_".join(words[first : last + 1]), wordnet)
+            counts = synset_tag_counts("_".join(words[first : last + 1]), wordnet)
             if not counts:
                 continue
             # sorted() is stable: equal counts keep the order in which they were found.
@@ -127,11 +127,22 @@ def find_candidates(
     return Candidates(tuple(spans), tuple(synsets), tuple(priors))
 
 
-def _tag_counts(form: str, wordnet: WordNet) -> dict[str, int]:
-    """Synset id -> highest tag count among the senses that `form`'s lemmas reach, in the
-    order found."""
+def synset_tag_counts(
+    form: str, wordnet: WordNet, parts: Sequence[str] = tuple(PARTS)
+) -> dict[str, int]:
+    """The synsets a word or collocation may name, each with its highest tag count.
+
+    Args:
+      form: a word or collocation (any case, `_` or blanks between words).
+      wordnet: the WordNet database.
+      parts: the parts of speech tried, in order (`n`, `v`, `a`, `r`).
+
+    Returns:
+      Synset id -> the highest tag count among the senses of `form`'s morphy lemmas that
+      reach it, in the order found (parts, morphy's lemma order, WordNet's sense order).
+    """
     counts: dict[str, int] = {}
-    for part in PARTS:
+    for part in parts:
         for lemma in wordnet.morphy(form, part):
             for sense in wordnet.senses(lemma, part):
                 counts[sense.synset] = max(counts.get(sense.synset, 0), sense.tag_count)
