@@ -40,12 +40,12 @@ keeps its key across versions; one that moved, split or was dropped does not. Me
     never carry: 12 of them would be WordNet 3.0 keys without it. No key is rewritten, so
     they count as not mapped.
   - SemEval-2007: 465 tagged terms, 466 keys, of which 10 `U`, 455 map and 1 does not
-    (`undergo%2:39:00::`: WordNet 3.0 has `undergo` in other verb files only); 454 terms
-    have a mapped key.
+    (`undergo%2:39:00::`: WordNet 3.0's one `undergo` key is `undergo%2:39:04::`, another
+    lex_id); 454 terms have a mapped key.
 The Senseval-2 files also give 2,225 terms a `WordNet-eng30` synset (a Princeton offset, the
 converter's own mapping, its method not stated). It is not read, so that the gold stays what
-the annotators wrote: against the rule above it names the same synset for 2,135 terms, a
-sister synset for 4 (`stairs%1:06:00::`, `violate%2:42:00::`, ...), and a synset for 86 terms
+the annotators wrote: against the rule above it names the same synset for 2,135 terms, another
+synset for 4 (`stairs%1:06:00::`, `violate%2:42:00::`, ...), and a synset for 86 terms
 none of whose keys map.
 
 Most frequent sense (`most_frequent_sense`) and scoring (`score`), as the standard WSD
