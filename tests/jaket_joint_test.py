@@ -58,7 +58,8 @@ def setup():
     )
     km = KnowledgePretraining(num_categories=0, num_relations=NUM_RELATIONS, num_heads=2)
     pair = jnp.zeros(1, jnp.int32)
-    km_params = km.init(
+    # Initialisers jitted: op by op, each would compile on its own.
+    km_params = jax.jit(km.init)(
         jax.random.key(1),
         memory["entity"][graph.entity_ids],
         memory["relation"],
@@ -69,15 +70,15 @@ def setup():
         pair,
         pair,
     )["params"]
-    encoder_params = encoder_lib.init_params(CONFIG, jax.random.key(2))
+    encoder_params = jax.jit(encoder_lib.init_params, static_argnums=0)(CONFIG, jax.random.key(2))
     words = encoder_params["embeddings"]["word_embeddings"]["embedding"]
     params = {
         "encoder": encoder_params,
         "model": km_params,
-        "token_head": MaskedTokenHead().init(jax.random.key(3), jnp.zeros((2, 3, 16)), words)[
-            "params"
-        ],
-        "entity_head": MaskedEntityHead(16).init(
+        "token_head": jax.jit(MaskedTokenHead().init)(
+            jax.random.key(3), jnp.zeros((2, 3, 16)), words
+        )["params"],
+        "entity_head": jax.jit(MaskedEntityHead(16).init)(
             jax.random.key(4), jnp.zeros((2, 1, 16)), jnp.zeros((2, 1, 16))
         )["params"],
     }

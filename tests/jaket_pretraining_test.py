@@ -214,6 +214,12 @@ def test_the_memory_is_refreshed_at_the_schedules_steps_with_momentum(run, folde
     assert not np.allclose(at["frozen"]["memory"]["entity"], before["frozen"]["memory"]["entity"])
 
 
+@pytest.mark.skipif(
+    not os.environ.get("KGJAX_LONG_TESTS"),
+    reason="two more tiny pre-training runs, 10-20 s, beyond CI's 7-minute budget (the shared "
+    "host loop's resume is CI-tested on the KGE family; the refresh schedule on the run above); "
+    "set KGJAX_LONG_TESTS=1",
+)
 def test_a_resumed_run_refreshes_and_ends_where_the_uninterrupted_run_does(run, folder, tmp_path):
     workdir, results = run
     resumed = str(tmp_path / "resumed")
