@@ -317,7 +317,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     Returns:
       {"category/held_out", "category/pretrain", "relation_prediction/valid" and "/test"
       (as `trainer.train`), "language/held_out" {token_loss, token_accuracy,
-      token_perplexity, entity_loss, entity_accuracy}, "corpus" {train, held_out statistics},
+      token_perplexity, token_targets, entity_loss, entity_accuracy, entity_targets} over
+      `eval.num_text_batches` seeded batches of held-out texts, "corpus" {train, held_out
+      statistics},
       "refresh_steps", "steps", "train_seconds", "steps_per_second", ...}.
 
     Raises:
