@@ -1,7 +1,15 @@
 """Shared pytest setup."""
 
 import os
+import pathlib
 import tempfile
+
+import pytest
+
+# The shared data (../shared/data layout), as the tests that read real datasets find it.
+DATA_DIR = pathlib.Path(
+    os.environ.get("KGJAX_DATA_DIR") or pathlib.Path(__file__).parents[1] / ".." / "shared" / "data"
+)
 
 
 def pytest_configure(config):
@@ -48,3 +56,14 @@ def pytest_collection_modifyitems(session, config, items):
         return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the order within and among the other files is kept
+
+
+@pytest.fixture(scope="session")
+def wn():
+    """The real WordNet 3.0 database, read once per test process (skips without it)."""
+    from kgjax.data import wordnet
+
+    folder = DATA_DIR / wordnet.FOLDER
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
+    return wordnet.load_wordnet(DATA_DIR)

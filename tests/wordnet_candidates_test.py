@@ -1,25 +1,9 @@
 """Tests for kgjax.data.wordnet_candidates on the real WordNet 3.0 database."""
 
-import os
-import pathlib
-
 import numpy as np
 import pytest
 
-from kgjax.data import wordnet
 from kgjax.data.wordnet_candidates import MAX_CANDIDATES, find_candidates, pad_candidates
-
-DATA_DIR = pathlib.Path(
-    os.environ.get("KGJAX_DATA_DIR") or pathlib.Path(__file__).parents[1] / ".." / "shared" / "data"
-)
-
-
-@pytest.fixture(scope="module")
-def wn():
-    folder = DATA_DIR / wordnet.FOLDER
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
-    return wordnet.load_wordnet(DATA_DIR)
 
 
 def _by_span(candidates):

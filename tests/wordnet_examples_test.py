@@ -1,24 +1,8 @@
 """Tests for kgjax.data.wordnet_examples on the real WordNet 3.0 database."""
 
-import os
-import pathlib
-
 import pytest
 
-from kgjax.data import wordnet
 from kgjax.data.wordnet_examples import gloss_examples, lemma_span, split_by_synset, tokenise
-
-DATA_DIR = pathlib.Path(
-    os.environ.get("KGJAX_DATA_DIR") or pathlib.Path(__file__).parents[1] / ".." / "shared" / "data"
-)
-
-
-@pytest.fixture(scope="module")
-def wn():
-    folder = DATA_DIR / wordnet.FOLDER
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
-    return wordnet.load_wordnet(DATA_DIR)
 
 
 @pytest.fixture(scope="module")

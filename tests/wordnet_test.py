@@ -350,16 +350,8 @@ def test_missing_files(tmp_path):
 # --- the real database (../shared/data/wordnet-3.0) ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real():
-    folder = DATA_DIR / wordnet.FOLDER
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
-    return wordnet.load_wordnet(DATA_DIR)
-
-
-def test_real_bank(real):
-    bank = real.synset_of_key("bank%1:17:01::")
+def test_real_bank(wn):
+    bank = wn.synset_of_key("bank%1:17:01::")
     assert bank.id == "09213565-n"
     assert bank.words == ("bank",) and bank.lexname == "noun.object"
     assert bank.definition == "sloping land (especially the slope beside a body of water)"
@@ -368,23 +360,23 @@ def test_real_bank(real):
         "he sat on the bank of the river and watched the currents",
     )
     assert wordnet.Pointer("@", "09437454-n", 0, 0) in bank.pointers
-    assert real.synset("09437454-n").words == ("slope", "incline", "side")
-    senses = real.senses("bank", "n")
-    assert len(senses) == 10 and senses[0] == real.sense("bank%1:17:01::")
+    assert wn.synset("09437454-n").words == ("slope", "incline", "side")
+    senses = wn.senses("bank", "n")
+    assert len(senses) == 10 and senses[0] == wn.sense("bank%1:17:01::")
     assert [s.number for s in senses] == list(range(1, 11))
     assert [s.tag_count for s in senses[:3]] == [25, 20, 2]
     assert senses[1].synset == "08420278-n"  # the financial institution
     # A satellite's sense key names its head adjective.
-    assert real.synset_of_key("accelerated%5:00:00:fast:01").pos == "s"
+    assert wn.synset_of_key("accelerated%5:00:00:fast:01").pos == "s"
 
 
-def test_real_counts(real):
-    counts = collections.Counter(s.pos for s in real.synsets.values())
+def test_real_counts(wn):
+    counts = collections.Counter(s.pos for s in wn.synsets.values())
     # WordNet 3.0's published counts (wnstats(7WN)); adjectives = heads + satellites.
     assert counts == {"n": 82115, "v": 13767, "a": 7463, "s": 10693, "r": 3621}
     assert counts["a"] + counts["s"] == 18156 and sum(counts.values()) == 117659
-    assert sum(len(s.pointers) for s in real.synsets.values()) == 377592
-    entities, relations, triples = real.graph()
+    assert sum(len(s.pointers) for s in wn.synsets.values()) == 377592
+    entities, relations, triples = wn.graph()
     assert len(entities) == 117659 and len(relations) == len(wordnet.POINTER_NAMES)
     assert triples.shape == (364552, 3)
     assert len(np.unique(triples, axis=0)) == len(triples)
@@ -392,14 +384,14 @@ def test_real_counts(real):
     # index.sense), and index.<pos>'s order is index.sense's numbering.
     num_senses = 0
     for part in wordnet.PARTS:
-        for lemma in real.lemmas(part):
-            numbers = [s.number for s in real.senses(lemma, part)]
+        for lemma in wn.lemmas(part):
+            numbers = [s.number for s in wn.senses(lemma, part)]
             assert numbers == list(range(1, len(numbers) + 1)), (lemma, part)
             num_senses += len(numbers)
     assert num_senses == 206941
 
 
-def test_real_morphy(real):
+def test_real_morphy(wn):
     cases = [
         ("geese", "n", ("goose",)),
         ("churches", "n", ("church",)),
@@ -419,16 +411,16 @@ def test_real_morphy(real):
         ("xyzzies", "n", ()),
     ]
     for word, pos, expected in cases:
-        assert real.morphy(word, pos) == expected, (word, pos)
+        assert wn.morphy(word, pos) == expected, (word, pos)
 
 
-def test_real_wn18rr_ids(real):
+def test_real_wn18rr_ids(wn):
     folder = DATA_DIR / "wn18rr"
     if not folder.is_dir():
         pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
     lines = (folder / "entities.dict").read_text().splitlines()
     names = [line.split("\t")[1] for line in lines]
-    resolved = {name: real.at_princeton_offset(name) for name in names}
+    resolved = {name: wn.at_princeton_offset(name) for name in names}
     assert len(resolved) == 40943
     assert collections.Counter(len(ids) for ids in resolved.values()) == {
         1: 40711,
@@ -439,7 +431,7 @@ def test_real_wn18rr_ids(real):
     # Read as offsets of this copy, 5,597 are no synset (verbs and adjectives moved: module
     # docstring) and 182 find a wrong or incomplete set of synsets.
     here = collections.defaultdict(set)
-    for synset_id in real.synsets:
+    for synset_id in wn.synsets:
         here[synset_id[:8]].add(synset_id)
     absent = [n for n in names if n not in here]
     assert collections.Counter(resolved[n][0][-1].replace("s", "a") for n in absent) == {
@@ -448,11 +440,11 @@ def test_real_wn18rr_ids(real):
     }
     assert sum(1 for n in names if here.get(n, set(resolved[n])) != set(resolved[n])) == 182
     assert resolved["00613393"] == ("00613411-v",)  # abandon: 18 bytes on
-    assert real.synset("00613411-v").words[0] == "abandon"
+    assert wn.synset("00613411-v").words[0] == "abandon"
     assert resolved["01686439"] == ("01686440-a",)  # original: 1 byte on
     assert resolved["02423762"] == ("02423762-v",)  # inhibit: after the edit, unmoved
     # Every triple but 6 is a pointer of this copy between the resolved synsets.
-    pointers = {(s.id, p.symbol, p.target) for s in real.synsets.values() for p in s.pointers}
+    pointers = {(s.id, p.symbol, p.target) for s in wn.synsets.values() for p in s.pointers}
     missing = []
     for split in ("train", "valid", "test"):
         for line in (folder / f"{split}.txt").read_text().splitlines():
@@ -472,5 +464,5 @@ def test_real_wn18rr_ids(real):
     ]
     for head, _, tail in sorted(missing)[1:]:
         assert wordnet.Pointer("+", resolved[head][0], 0, 0)[:2] in {
-            p[:2] for p in real.synset(resolved[tail][0]).pointers
+            p[:2] for p in wn.synset(resolved[tail][0]).pointers
         }

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from kgjax.data import wordnet, wsd
+from kgjax.data import wsd
 from kgjax.data.triples import DataError
 
 DATA_DIR = pathlib.Path(
@@ -56,14 +56,6 @@ SEMEVAL2007_NAF = """<?xml version='1.0' encoding='UTF-8'?>
   </term>
 </terms></NAF>
 """
-
-
-@pytest.fixture(scope="module")
-def wn():
-    folder = DATA_DIR / wordnet.FOLDER
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found; runs with KGJAX_DATA_DIR set to the shared data")
-    return wordnet.load_wordnet(DATA_DIR)
 
 
 def _write(root, name, files):

@@ -50,6 +50,7 @@ from kgjax.train.jaket.memory import momentum_update
 from kgjax.train.jaket.step import TrainState, memory_of
 from kgjax.train.jaket.text_batches import TextBatcher, TokenisedCorpus, tokenise
 from kgjax.train.jaket.trainer import (
+    Graph,
     evaluate_graph_tasks,
     graph_sampler,
     init_knowledge_module,
@@ -110,11 +111,10 @@ def language_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTrans
     section.lr = config.optimizer.encoder_lr
     language, _ = make_optimizer(section, config.num_steps)
 
-    def groups(params: dict) -> dict:
-        return {
-            name: jax.tree.map(lambda _, n=name: "language" if n in _LANGUAGE_PARAMS else "km", p)
-            for name, p in params.items()
-        }
+    def groups(params: dict) -> dict:  # a leaf's group is its top-level part's
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "language" if path[0].key in _LANGUAGE_PARAMS else "km", params
+        )
 
     return optax.multi_transform({"km": knowledge, "language": language}, groups)
 
@@ -124,9 +124,8 @@ class Pretraining:
     """Everything a joint pre-training run is built from, before its workdir is touched.
 
     Attributes:
-      config, dataset: the run's.
-      labels, pretrain, held_out: categories and their split (`trainer.load_categories`).
-      adjacency: the training graph; train_labels: int32 [V] category targets (-1: none).
+      config: the run's.
+      graph: the dataset, its categories and their split, the adjacency, category targets.
       sampler: the KM tasks' subgraphs; lm: the language model (config, weights, tokenizer).
       tokenised: {"entity": [V, ...], "relation": [R, ...]} descriptions for LM1's pooling.
       memory: {"entity": float32 [V, D], "relation": [R, D]} E^(0) and R.
@@ -135,12 +134,7 @@ class Pretraining:
     """
 
     config: ml_collections.ConfigDict
-    dataset: object
-    labels: object
-    pretrain: np.ndarray
-    held_out: np.ndarray
-    adjacency: subgraphs.Adjacency
-    train_labels: np.ndarray
+    graph: Graph
     sampler: subgraphs.SubgraphSampler
     lm: pretrained.Pretrained
     tokenised: dict
@@ -153,7 +147,7 @@ class Pretraining:
 
     def init_model_params(self) -> dict:
         return init_knowledge_module(
-            self.model, self.config, self.sampler, self.train_labels, self.memory
+            self.model, self.config, self.sampler, self.graph.train_labels, self.memory
         )
 
     def initial_state(self, optimizer: optax.GradientTransformation) -> TrainState:
@@ -186,8 +180,8 @@ class Pretraining:
     def graph_batches(self, steps) -> batches_lib.Batch:
         """The KM tasks' batches of `steps`, stacked."""
         return batches_lib.chunk(
-            self.sampler, steps, self.train_labels, self.config.loss.num_pairs,
-            self.dataset.num_relations,
+            self.sampler, steps, self.graph.train_labels, self.config.loss.num_pairs,
+            self.graph.dataset.num_relations,
         )  # fmt: skip
 
 
@@ -199,15 +193,8 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
     """
     pt_config.validate(config)
     graph = load_graph(config, progress)
-    dataset, labels, pretrain, held_out = (
-        graph.dataset,
-        graph.labels,
-        graph.pretrain,
-        graph.held_out,
-    )
-    adjacency, train_labels = graph.adjacency, graph.train_labels
-    num_relations = dataset.num_relations
-    sampler = graph_sampler(config, adjacency, pretrain)
+    dataset, labels, adjacency = graph.dataset, graph.labels, graph.adjacency
+    sampler = graph_sampler(config, adjacency, graph.pretrain)
 
     # The language model, and every description tokenised once for E^(0) and the refreshes.
     lm = pretrained.load_pretrained(
@@ -293,14 +280,13 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
     # The last budget is the worst case, so the held-out texts' graphs fit too.
     held_out_batcher = dataclasses.replace(batcher, corpus=corpora["held_out"])
 
-    model = knowledge_module(config, labels, num_relations, width)
+    model = knowledge_module(config, labels, dataset.num_relations, width)
     if width != encoder_config.hidden_size:
         raise ConfigError(f"the memory is {width} wide, the encoder {encoder_config.hidden_size}")
     km_init = pretrained_encoder(config.model.init_from) if config.model.init_from else None
 
     setup = Pretraining(
-        config=config, dataset=dataset, labels=labels, pretrain=pretrain, held_out=held_out,
-        adjacency=adjacency, train_labels=train_labels, sampler=sampler, lm=lm,
+        config=config, graph=graph, sampler=sampler, lm=lm,
         tokenised=tokenised, memory=memory, corpora=corpora, batcher=batcher,
         held_out_batcher=held_out_batcher, model=model, km_init=km_init,
     )  # fmt: skip
@@ -327,7 +313,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
       TrainingDiverged: the loss became NaN or Inf.
     """
     setup = build(config, progress)
-    dataset, labels, model = setup.dataset, setup.labels, setup.model
+    dataset, labels, model = setup.graph.dataset, setup.graph.labels, setup.model
     encoder_config, tokenised = setup.lm.config, setup.tokenised
     workdir_lib.claim(workdir, config, pt_config.load, pt_config.differences)
 
@@ -369,8 +355,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
     hooks = (host_loop.Hook(schedule.is_refresh_step, refresh),) if config.memory.refresh else ()
 
-    full = subgraphs.full_graph(setup.adjacency)
-    parts = {"held_out": setup.held_out, "pretrain": setup.pretrain} if labels is not None else {}
+    graph = setup.graph
+    full = subgraphs.full_graph(graph.adjacency)
+    parts = {"held_out": graph.held_out, "pretrain": graph.pretrain} if labels is not None else {}
     trained_labels = labels if config.loss.category_weight > 0 else None
     held_out_batches = setup.held_out_batcher.chunk(range(config.eval.num_text_batches))
 

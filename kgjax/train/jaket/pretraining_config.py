@@ -31,26 +31,14 @@ _REMOVED = {
 LINK_RULES = ("unique", "adjacency", "degree")
 
 
-def pretraining_config(
-    *,
-    command: str,
-    dataset: str,
-    categories: str,
-    num_steps: int,
-    lr: float = 1e-3,
-    num_roots: int = 64,
-    fanouts: tuple[int, ...] = (10, 5),
-) -> ml_collections.ConfigDict:
-    """A full, locked config of JAKET's joint pre-training (arguments as `km_config`'s)."""
-    c = km_config_lib.km_config(
-        command=command,
-        dataset=dataset,
-        categories=categories,
-        num_steps=num_steps,
-        lr=lr,
-        num_roots=num_roots,
-        fanouts=fanouts,
-    )
+def pretraining_config(**km_arguments) -> ml_collections.ConfigDict:
+    """A full, locked config of JAKET's joint pre-training.
+
+    Args:
+      km_arguments: `km_config`'s (command, dataset, categories, num_steps, lr, num_roots,
+        fanouts): the graph sections are its.
+    """
+    c = km_config_lib.km_config(**km_arguments)
     c.unlock()
     for section, keys in _REMOVED.items():
         for key in keys:
