@@ -31,6 +31,12 @@ ROWS = {
     "fb15k237": (1000, 8, 32, (5, 3), 100, 2, 1, 400),
     "fb15k237_gpu": (20000, 64, 256, (10, 5), 10, 2, 3, 500),
     "fb15k237_mlm": (1000, 8, 32, (5, 3), 100, 2, 1, 400),
+    # The seen part of an inductive split (link prediction on its held-out entities later):
+    # half the CPU row's steps, refreshed at 100 and 300. Needs --config.data.path (the seen
+    # graph) and --config.categories.path (entity<TAB>domain lines), as bench/jaket_unseen.py
+    # writes them.
+    "fb15k237_seen": (500, 8, 32, (5, 3), 100, 2, 1, 400),
+    "fb15k237_seen_mlm": (500, 8, 32, (5, 3), 100, 2, 1, 400),
 }
 
 
@@ -47,6 +53,8 @@ def get_config(row: str = "fb15k237"):
         fanouts=fanouts,
     )
     c.categories.min_count = 10  # as configs/jaket_km.py: 69 domains, 27 under 10 entities
+    if "_seen" in row:  # a folder of its own: no catalog name to find its categories by
+        c.categories.source = "file"
     c.corpus.batch_size = texts
     c.memory.refresh_initial = initial
     c.memory.refresh_growth = growth

@@ -238,12 +238,14 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
     width = memory["entity"].shape[1]
 
     # The corpus, split into training and held-out texts, tokenised once.
-    linked = load_corpus(config, folder)
+    # Only the graph's own entities' descriptions: on a graph with entities held out (an
+    # inductive split's seen part) their texts and the mentions of them never enter training.
+    entity_index = {name: i for i, name in enumerate(dataset.entities.names)}
+    linked = [text for text in load_corpus(config, folder) if text.entity in entity_index]
     train_ids, held_ids = split_texts(len(linked), config.corpus.held_out_fraction, config.seed)
     tokenizer = pretrained.fixed_length_tokenizer(
         lm.tokenizer, config.corpus.max_length, encoder_config.pad_token_id
     )
-    entity_index = {name: i for i, name in enumerate(dataset.entities.names)}
     corpora = {
         part: tokenise([linked[i] for i in ids], entity_index, tokenizer)
         for part, ids in (("train", train_ids), ("held_out", held_ids))
