@@ -67,7 +67,15 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"{self.directory}: no checkpoint to read")
-        return self._manager.restore(step, args=ocp.args.StandardRestore())
+        # The saved shardings name the devices of the run that wrote it (8 GPUs, a pod slice):
+        # every array is read whole onto this process's first device instead.
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+            self._manager.item_metadata(step).tree,
+            is_leaf=lambda leaf: hasattr(leaf, "shape") and hasattr(leaf, "dtype"),
+        )
+        return self._manager.restore(step, args=ocp.args.StandardRestore(target))
 
     def _resized_rows(self, step: int, abstract) -> bool:
         """Whether the saved arrays differ from the target's only in their leading (padded row)

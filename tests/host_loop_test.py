@@ -95,6 +95,13 @@ def test_hooks_and_cadences_and_resume_match_the_uninterrupted_run(tmp_path):
     assert parts == whole
     assert jax.tree.map(float, resumed.state) == jax.tree.map(float, outcome.state)
     assert [e["event"] for e in events(tmp_path / "parts")].count("resume") == 1
+    # Training time adds up over both invocations; a run resumed at its end reports its own.
+    logged = [e for e in events(tmp_path / "parts") if e["event"] == "train"]
+    first = [e["train/seconds"] for e in logged if e["step"] == 40][0]
+    assert resumed.train_seconds > first > 0
+    again = run(tmp_path / "parts", 90, toy_family())
+    assert again.train_seconds == pytest.approx(resumed.train_seconds)
+    assert again.steps_per_second is not None and again.steps_per_second > 0
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

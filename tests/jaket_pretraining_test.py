@@ -13,6 +13,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from subprocess_report import run_report
 from tiny_checkpoints import write_checkpoint
 
 from kgjax import config as config_lib
@@ -231,6 +232,63 @@ def test_a_resumed_run_refreshes_and_ends_where_the_uninterrupted_run_does(run, 
         for a, b in zip(jax.tree.leaves(final[part]), jax.tree.leaves(expected[part]), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert again["language/held_out"] == pytest.approx(results["language/held_out"], rel=1e-4)
+
+
+MESH_SCRIPT = os.path.join(REPO, "tests", "jaket_mesh_run.py")
+
+
+def test_the_memory_rows_split_four_ways_read_and_refresh_as_on_one_device(tmp_path):
+    report = run_report(MESH_SCRIPT, tmp_path / "report.json", "placement", fake_devices=4)
+    assert report["devices"] == 4
+    assert report["rows_per_device"] == [8, 8, 8, 8]  # 30 rows padded to 32
+    assert report["replicated_rows"] == [5, 5, 5, 5]  # the relation rows are not split
+    assert report["padding_zero"] and report["rows_read_exact"]
+    assert report["loss"] == pytest.approx(report["expected_loss"], rel=1e-5)
+    assert report["accuracy"] == pytest.approx(report["expected_accuracy"])
+    assert report["updated_rows_per_device"] == [8, 8, 8, 8]
+    assert report["updated_max_error"] < 1e-6
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KGJAX_LONG_TESTS"),
+    reason="a tiny run resumed in a 4-device process, about 60 s on 2 cores, beyond CI's "
+    "budget (the placement test above is its CI slice); set KGJAX_LONG_TESTS=1",
+)
+def test_a_run_resumed_on_four_devices_with_the_memory_split_ends_where_one_device_does(
+    run, folder, tmp_path
+):
+    workdir, results = run
+    moved = tmp_path / "moved"
+    shutil.copytree(workdir, moved)
+    for step in os.listdir(moved / "checkpoints"):  # back to step 20, before the refresh at 30
+        if step.isdigit() and int(step) > 20:
+            shutil.rmtree(moved / "checkpoints" / step)
+    os.remove(moved / "results.json")
+    report = run_report(
+        MESH_SCRIPT, tmp_path / "report.json", "resume", str(folder), str(moved), fake_devices=4
+    )
+    assert report["devices"] == 4
+    assert report["results"]["memory_rows_per_device"] == [8, 8, 8, 8]  # 30 rows padded to 32
+    assert [e["step"] for e in events(str(moved), "refresh")][-1:] == [30]
+    final, expected = read_state(str(moved)), read_state(workdir)
+    memory = final["frozen"]["memory"]["entity"]
+    assert memory.shape[0] == 32 and not np.any(memory[30:])  # padding rows stay zero
+    np.testing.assert_allclose(
+        memory[:30], expected["frozen"]["memory"]["entity"], rtol=1e-5, atol=1e-6
+    )
+    flat = jax.tree_util.tree_flatten_with_path
+    for (path, a), b in zip(
+        flat(final["params"])[0], jax.tree.leaves(expected["params"]), strict=True
+    ):
+        name = jax.tree_util.keystr(path)
+        if name.endswith("['key']['bias']"):
+            # The attention key bias shifts every logit of a query equally: its gradient is 0
+            # up to rounding, which Adam scales up to lr-sized steps in any direction.
+            continue
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert report["results"]["language/held_out"] == pytest.approx(
+        results["language/held_out"], rel=1e-4
+    )
 
 
 def test_refresh_steps_must_fall_on_device_call_boundaries(folder, tmp_path):

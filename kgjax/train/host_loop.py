@@ -105,6 +105,9 @@ class _NoWriter:
     def write(self, step, event, scalars) -> None:
         del step, event, scalars
 
+    def last_logged(self, event, key, up_to_step) -> None:
+        del event, key, up_to_step
+
     def close(self) -> None:
         pass
 
@@ -164,18 +167,23 @@ def run(
         one; nothing after it was saved).
     """
     start_step = checkpointer.latest_step()
+    # Training time adds up over the invocations of a resumed run (each "train" record holds
+    # the total so far), and a run resumed at its end reports the rate it was trained at.
+    earlier_seconds, earlier_rate = 0.0, None
     if start_step is None:
         state, start_step = family.initial_state(), 0
     else:
         state = checkpointer.restore(family.abstract_state(), start_step)
         if progress:
             tqdm.write(f"resuming from the checkpoint at step {start_step}", file=sys.stderr)
+        earlier_seconds = writer.last_logged("train", "train/seconds", start_step) or 0.0
+        earlier_rate = writer.last_logged("train", "train/steps_per_second", start_step)
         writer.write(start_step, "resume", {})
 
     length = family.chunk_length
     step = start_step
     window: list[dict[str, np.ndarray]] = []
-    train_seconds = steady_seconds = 0.0
+    train_seconds, steady_seconds = earlier_seconds, 0.0
     steady_steps = 0
     bar = tqdm(total=cadence.num_steps, initial=step, disable=not progress, unit="step")
     while step < cadence.num_steps:
@@ -203,6 +211,7 @@ def run(
             means["train/steps_per_second"] = (
                 steady_steps / steady_seconds if steady_seconds else 0.0
             )
+            means["train/seconds"] = train_seconds
             writer.write(step, "train", means)
             window = []
         # Hooks before the checkpoint: a run resumed from this step must not miss them.
@@ -216,6 +225,5 @@ def run(
                 writer.write(step, "eval", evaluate(state))
     bar.close()
     checkpointer.wait()
-    return Outcome(
-        state, step, train_seconds, steady_steps / steady_seconds if steady_seconds else None
-    )
+    rate = steady_steps / steady_seconds if steady_seconds else (earlier_rate or None)
+    return Outcome(state, step, train_seconds, rate)

@@ -14,7 +14,8 @@ class MetricsWriter:
     """Appends events to metrics.jsonl and scalars to TensorBoard under `<workdir>/tensorboard`."""
 
     def __init__(self, workdir: str):
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+        self._path = os.path.join(workdir, "metrics.jsonl")
+        self._jsonl = open(self._path, "a")  # noqa: SIM115
         self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def write(self, step: int, event: str, scalars: dict[str, float]) -> None:
@@ -27,6 +28,18 @@ class MetricsWriter:
                 self._tensorboard.add_scalar(key, value, step)
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
+
+    def last_logged(self, event: str, key: str, up_to_step: int) -> float | None:
+        """The value of `key` in the last `event` record at or before `up_to_step`, or None
+        (what an earlier invocation of a resumed run logged)."""
+        self._jsonl.flush()
+        value = None
+        with open(self._path) as f:
+            for line in f:
+                record = json.loads(line)
+                if record["event"] == event and record["step"] <= up_to_step and key in record:
+                    value = float(record[key])
+        return value
 
     def close(self) -> None:
         self._jsonl.close()

@@ -185,8 +185,14 @@ def make_train_chunk(
     km: KnowledgePretraining,
     optimizer: optax.GradientTransformation,
     weights: JointWeights,
+    state_shardings=None,
+    metrics_sharding=None,
 ) -> Callable[[TrainState, Batch, TextBatch], tuple[TrainState, dict]]:
     """A jitted call running one joint step per leading row of stacked batches (lax.scan).
+
+    Args:
+      state_shardings, metrics_sharding: where the outputs live (a mesh run: the memory's rows
+        stay split); None for both: wherever the compiler puts them (one device).
 
     Returns:
       (state, graph batches [S, ...], text batches [S, ...]) -> (state, metrics {name: [S]});
@@ -207,4 +213,6 @@ def make_train_chunk(
     def run(state: TrainState, graph_batches: Batch, text_batches: TextBatch):
         return jax.lax.scan(one_step, state, (graph_batches, text_batches))
 
-    return jax.jit(run, donate_argnums=(0,))
+    if state_shardings is None:
+        return jax.jit(run, donate_argnums=(0,))
+    return jax.jit(run, donate_argnums=(0,), out_shardings=(state_shardings, metrics_sharding))

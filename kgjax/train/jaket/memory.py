@@ -15,6 +15,11 @@ and blended in with momentum m (the paper: 0.8):
 
 The schedule is a function of the step alone, so a run resumed at step s refreshes at exactly
 the steps the uninterrupted run would (`refreshes_done(s)` of them are behind it).
+
+Placement (`MemoryPlacement`): like a KGE entity table on a mesh with "model" = Xm > 1, the
+memory's entity rows are split Xm ways (padded with zero rows to a multiple of Xm; no id ever
+reads a padding row), so that each device holds V/Xm rows; the rest of a joint run's state
+is replicated. Reads are plain gathers under jit, which XLA partitions over the row split.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-__all__ = ["RefreshSchedule", "momentum_update"]
+from kgjax.parallel.mesh import DATA, MODEL, make_mesh, parse_axes
+
+__all__ = ["MemoryPlacement", "RefreshSchedule", "memory_mesh", "momentum_update"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,3 +93,80 @@ def momentum_update(memory: jax.Array, fresh: jax.Array, momentum: float) -> jax
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     return momentum * memory + (1.0 - momentum) * jnp.asarray(fresh, memory.dtype)
+
+
+def memory_mesh(axes, devices=None) -> Mesh:
+    """The mesh of `config.mesh.axes` for a joint run: "model" devices (-1: all) split the
+    memory's rows; "data" must be 1 (the joint step is not data-parallel).
+
+    Raises:
+      ValueError: malformed axes, "data" above 1, or more devices asked for than exist.
+    """
+    sizes = dict(parse_axes(axes))
+    if sizes[DATA] != 1:
+        raise ValueError(
+            f"{axes!r}: a joint run splits only the memory, along {MODEL!r}; {DATA!r} must be 1"
+        )
+    devices = list(jax.devices() if devices is None else devices)
+    count = len(devices) if sizes[MODEL] == -1 else sizes[MODEL]
+    if count > len(devices):
+        raise ValueError(f"{axes!r} asks for {count} devices; {len(devices)} are available")
+    return make_mesh(((DATA, 1), (MODEL, count)), devices[:count])
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlacement:
+    """A joint run's state on `mesh`: the memory's entity rows split along "model", the rest
+    replicated.
+
+    Attributes:
+      mesh: from `memory_mesh`.
+      num_entities: V, the memory's real rows.
+    """
+
+    mesh: Mesh
+    num_entities: int
+
+    @property
+    def rows(self) -> int:
+        """Vp: V rounded up to a multiple of the "model" axis size."""
+        shards = self.mesh.shape[MODEL]
+        return -(-self.num_entities // shards) * shards
+
+    def pad(self, entity) -> jax.Array:
+        """[V, D] (NumPy or JAX) -> float [Vp, D], zero rows appended."""
+        entity = jnp.asarray(entity)
+        return jnp.pad(entity, ((0, self.rows - entity.shape[0]), (0, 0)))
+
+    @property
+    def memory_rows(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P(MODEL, None))
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    def shardings(self, state):
+        """The sharding of every leaf of `state` (a TrainState, arrays or abstract)."""
+
+        def one(path, _):
+            name = jax.tree_util.keystr(path)
+            return (
+                self.memory_rows
+                if name.endswith("frozen['memory']['entity']")
+                else (self.replicated)
+            )
+
+        return jax.tree_util.tree_map_with_path(one, state)
+
+    def place(self, state):
+        """`state` with its leaves on the mesh (the memory padded before: `pad`)."""
+        return jax.device_put(state, self.shardings(state))
+
+    def abstract(self, abstract_state):
+        """`jax.eval_shape`'s state with the shardings attached: the restore target."""
+        return jax.tree.map(
+            lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+            abstract_state,
+            self.shardings(abstract_state),
+        )

@@ -19,7 +19,10 @@ Evaluation: the KM's tasks over the whole training graph with the final memory (
 `trainer.evaluate_graph_tasks`), and the language losses on held-out texts (seeded, fixed
 batches): masked-token loss, accuracy and perplexity, masked-entity loss and accuracy.
 
-One device for now: memory, encoder and KM are replicated.
+Devices (`config.mesh.axes`): with ("model", Xm) the memory's entity rows are split Xm ways
+(`memory.MemoryPlacement`, each device V/Xm rows, padded), the encoder, the KM and the step
+replicated; the joint step itself is not data-parallel yet. A checkpoint resumes on another
+Xm (its memory rows re-padded).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from kgjax.train import workdir as workdir_lib
 from kgjax.train.jaket import batches as batches_lib
 from kgjax.train.jaket import pretraining_config as pt_config
 from kgjax.train.jaket.joint_step import JointWeights, language_losses, make_train_chunk
-from kgjax.train.jaket.memory import momentum_update
+from kgjax.train.jaket.memory import MemoryPlacement, memory_mesh, momentum_update
 from kgjax.train.jaket.step import TrainState, memory_of
 from kgjax.train.jaket.text_batches import TextBatcher, TokenisedCorpus, tokenise
 from kgjax.train.jaket.trainer import (
@@ -131,6 +134,7 @@ class Pretraining:
       memory: {"entity": float32 [V, D], "relation": [R, D]} E^(0) and R.
       corpora: {"train", "held_out"} tokenised linked texts; batcher, held_out_batcher: theirs.
       model: the knowledge module with its heads; km_init: its pre-trained parts, or None.
+      placement: the devices, the memory's rows split along "model" (`config.mesh`).
     """
 
     config: ml_collections.ConfigDict
@@ -144,6 +148,7 @@ class Pretraining:
     held_out_batcher: TextBatcher
     model: object
     km_init: dict | None
+    placement: MemoryPlacement
 
     def init_model_params(self) -> dict:
         return init_knowledge_module(
@@ -170,12 +175,21 @@ class Pretraining:
             "token_head": token_head(key, hidden, words)["params"],
             "entity_head": entity_head(jax.random.fold_in(key, 1), hidden, hidden)["params"],
         }
-        return TrainState(
+        memory = {
+            "entity": self.placement.pad(self.memory["entity"]),
+            "relation": jnp.asarray(self.memory["relation"]),
+        }
+        state = TrainState(
             step=jnp.int32(0),
             params=params,
-            frozen={"memory": jax.tree.map(jnp.asarray, self.memory)},
+            frozen={"memory": memory},
             opt_state=jax.jit(optimizer.init)(params),
         )
+        return self.placement.place(state)
+
+    def abstract_state(self, optimizer: optax.GradientTransformation) -> TrainState:
+        """The initial state's shapes with their shardings (the restore target)."""
+        return self.placement.abstract(jax.eval_shape(lambda: self.initial_state(optimizer)))
 
     def graph_batches(self, steps) -> batches_lib.Batch:
         """The KM tasks' batches of `steps`, stacked."""
@@ -192,6 +206,10 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
       ConfigError, DataError, CheckpointError: bad config, data or encoder folder.
     """
     pt_config.validate(config)
+    try:
+        mesh = memory_mesh(config.mesh.axes)
+    except ValueError as error:
+        raise ConfigError(f"config.mesh.axes: {error}") from None
     graph = load_graph(config, progress)
     dataset, labels, adjacency = graph.dataset, graph.labels, graph.adjacency
     sampler = graph_sampler(config, adjacency, graph.pretrain)
@@ -291,6 +309,7 @@ def build(config: ml_collections.ConfigDict, progress: bool = True) -> Pretraini
         config=config, graph=graph, sampler=sampler, lm=lm,
         tokenised=tokenised, memory=memory, corpora=corpora, batcher=batcher,
         held_out_batcher=held_out_batcher, model=model, km_init=km_init,
+        placement=MemoryPlacement(mesh, dataset.num_entities),
     )  # fmt: skip
     if km_init is not None:  # a misfit is an error before anything is written
         with_encoder(jax.eval_shape(setup.init_model_params), km_init, config.model.init_from)
@@ -324,7 +343,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     weights = JointWeights(
         loss.category_weight, loss.relation_weight, loss.token_weight, loss.entity_weight
     )
-    run_chunk = make_train_chunk(encoder_config, model, optimizer, weights)
+    placement = setup.placement
+    abstract = setup.abstract_state(optimizer)
+    run_chunk = make_train_chunk(
+        encoder_config, model, optimizer, weights,
+        state_shardings=jax.tree.map(lambda leaf: leaf.sharding, abstract),
+        metrics_sharding=placement.replicated,
+    )  # fmt: skip
     length = pt_config.chunk_length(config)
     schedule = pt_config.schedule(config)
 
@@ -344,7 +369,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             fresh = encode.pool(
                 state.params["encoder"], encoder_config, rows, "mention", config.memory.batch_size
             )
+            fresh = placement.pad(fresh) if name == "entity" else fresh
             new[name] = momentum_update(old[name], fresh, config.memory.momentum)
+        new = jax.device_put(
+            new, {"entity": placement.memory_rows, "relation": placement.replicated}
+        )
         change = float(
             jnp.linalg.norm(new["entity"] - old["entity"]) / jnp.linalg.norm(old["entity"])
         )
@@ -401,7 +430,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     try:
         family = host_loop.Family(
             initial_state=lambda: setup.initial_state(optimizer),
-            abstract_state=lambda: jax.eval_shape(lambda: setup.initial_state(optimizer)),
+            abstract_state=lambda: abstract,
             train_chunk=train_chunk,
             chunk_length=length,
             evaluations={"jaket": lambda state: scalars(evaluate(state))},
@@ -424,6 +453,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
             num_categories=len(labels.names) if labels is not None else 0,
             encoder=str(setup.lm.path),
             device=str(jax.devices()[0].device_kind),
+            num_devices=placement.mesh.size,
+            # Read off the live state: the memory rows each device holds (V/Xm, padded).
+            memory_rows_per_device=[
+                int(shard.data.shape[0])
+                for shard in outcome.state.frozen["memory"]["entity"].addressable_shards
+            ],
             jax_version=jax.__version__,
         )
         workdir_lib.write_json(os.path.join(workdir, workdir_lib.RESULTS_FILE), results)

@@ -11,6 +11,7 @@ trainable memory, another pooling, link prediction):
   corpus    the linked description texts and how each step draws from them
   loss      the four tasks' weights
   optimizer a second learning rate for the language model's parameters
+  mesh      the devices: the memory's rows split along "model" (`memory.MemoryPlacement`)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ml_collections
 
 from kgjax import config as config_lib
+from kgjax.parallel.mesh import DATA, MODEL, parse_axes
 from kgjax.train.jaket import config as km_config_lib
 from kgjax.train.jaket.memory import RefreshSchedule
 
@@ -87,6 +89,12 @@ def pretraining_config(**km_arguments) -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.num_text_batches = 8  # held-out text batches whose language losses are reported
+
+    # ("model", Xm): the memory's entity rows split over Xm devices (-1: all of them), each
+    # holding V/Xm, as a KGE entity table is; the encoder, the KM and the step are replicated
+    # on them ("data" stays 1: the joint step is not data-parallel yet).
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.axes = ((DATA, 1), (MODEL, 1))
     c.lock()
     return c
 
@@ -137,6 +145,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
     check(config.optimizer.encoder_lr > 0, "optimizer.encoder_lr", "must be positive")
     check(config.eval.num_text_batches >= 1, "eval.num_text_batches", "a positive integer")
+    try:
+        sizes = dict(parse_axes(config.mesh.axes))
+    except ValueError as error:
+        raise config_lib.ConfigError(f"config.mesh.axes: {error}") from None
+    check(sizes[DATA] == 1, "mesh.axes", f"{DATA!r} 1: a joint run splits the memory only")
     if m.refresh:
         length = chunk_length(config)
         late = [s for s in schedule(config).steps(config.num_steps) if s % length]
@@ -151,12 +164,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 cadence = km_config_lib.cadence
 chunk_length = km_config_lib.chunk_length
 
-# Keys a resumed run may change: cadences and the length of training, where files are.
-RESUMABLE_KEYS = km_config_lib.RESUMABLE_KEYS - {"loss.eval_batch_size"} | {"corpus.path"}
+# Keys a resumed run may change: cadences and the length of training, where files are, the
+# devices (a checkpoint's memory rows are re-padded for another "model" size).
+RESUMABLE_KEYS = km_config_lib.RESUMABLE_KEYS - {"loss.eval_batch_size"} | {"corpus.path", "mesh"}
 
 
 # Keys added after runs were saved, with the values that behave as their absence did.
-ADDED_KEYS = {"corpus.merge": True}
+ADDED_KEYS = {"corpus.merge": True, "mesh": {"axes": ((DATA, 1), (MODEL, 1))}}
 
 
 def load(path: str) -> ml_collections.ConfigDict:
