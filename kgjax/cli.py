@@ -31,6 +31,7 @@ TRAINERS = {
     "jaket_km": "kgjax.train.jaket.trainer",
     "jaket": "kgjax.train.jaket.pretraining",
     "jaket_fewrel": "kgjax.train.jaket.fewrel",
+    "knowbert": "kgjax.train.knowbert.trainer",
 }
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 
@@ -97,6 +98,20 @@ def _print_metrics(results: dict) -> None:
                 f"{name} (filtered, realistic ranks, both sides): MRR {block['mrr']:.4f}  "
                 f"MR {block['mr']:.2f}  Hits@1 {block['hits@1']:.4f}  "
                 f"Hits@10 {block['hits@10']:.4f}"
+            )
+    # KnowBERT: held-out linking (WSD scores) and masked-LM losses.
+    for name, block in results.get("linking/held_out", {}).items():
+        if isinstance(block, dict):
+            print(
+                f"linking/held_out {name}: P {block['precision']:.4f}  R {block['recall']:.4f}  "
+                f"F1 {block['f1']:.4f}  ({block['attempted']} of {block['total']} answered)"
+            )
+    for name, block in results.get("language/held_out", {}).items():
+        if name in ("with_kar", "without_kar"):
+            print(
+                f"language/held_out {name}: token loss {block['token_loss']:.4f}  "
+                f"perplexity {block['token_perplexity']:.2f}  "
+                f"accuracy {block['token_accuracy']:.4f}"
             )
     for split in ("valid", "test"):
         if split in results:

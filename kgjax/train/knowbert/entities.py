@@ -1,0 +1,171 @@
+"""KnowBERT-W's frozen entity table: one row per WordNet synset.
+
+KnowBERT's WordNet entity embeddings concatenate TuckER embeddings of the WordNet graph with
+GenSen embeddings of each synset's gloss (Peters et al., EMNLP 2019, section 4.1). Here:
+  - the default rows are MiniLM's sentence embeddings of each synset's gloss: the text
+    "<lemma>, <lemma>, ...: <definition>" (lemmas with blanks for `_`, the definition without
+    its examples, which are the linker's training sentences) through the whole encoder,
+    mean-pooled over the tokens, not normalised (`kgjax.text.encode.encode_texts`, "mean"
+    pooling, cached on disk under $KGJAX_CACHE_DIR or ~/.cache/kgjax);
+  - or the rows of a file: an .npz with `vectors` [V, De] and `synsets` [V] (ids as
+    `kgjax.data.wordnet` writes them; `-a` for a satellite is read as its `-s`), or an .npy
+    [V, De] with a text file of V synset ids, one per line;
+  - and optionally a second table of the same formats concatenated after the first along
+    the width (the KGE embeddings of the WordNet pointer graph, the TuckER part, come next).
+Which synsets get a row (`config.entities.rows`): those of the first source that are
+candidates of the sentences used ("candidates"), or all of them ("all"), in the source's
+order (WordNet's file order for the default).
+
+Shapes: V rows, De entity width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+
+import ml_collections
+import numpy as np
+
+from kgjax.data.triples import DataError
+from kgjax.data.wordnet import WordNet
+from kgjax.models.lm import pretrained
+from kgjax.text import encode
+
+__all__ = ["EntityTable", "build_table", "gloss_text", "read_table", "table_statistics"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EntityTable:
+    """Attributes:
+    synsets: the synset id of each row.
+    vectors: float32 [V, De].
+    source: where the rows came from, for results.json.
+    """
+
+    synsets: tuple[str, ...]
+    vectors: np.ndarray
+    source: str
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Synset id -> row."""
+        return {synset: row for row, synset in enumerate(self.synsets)}
+
+
+def gloss_text(synset_id: str, wordnet: WordNet) -> str:
+    """The text the default builder encodes: "<lemma>, <lemma>, ...: <definition>"."""
+    synset = wordnet.synset(synset_id)
+    return f"{', '.join(w.replace('_', ' ') for w in synset.words)}: {synset.definition}"
+
+
+def read_table(path: str, synsets_path: str, wordnet: WordNet) -> EntityTable:
+    """A table file: an .npz (`vectors`, `synsets`) or an .npy with a synset list.
+
+    Raises:
+      DataError: a file that is unreadable, lacks an array, disagrees with its synset list in
+        length, names a synset WordNet does not have, or names one twice.
+    """
+    try:
+        if path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as arrays:
+                missing = {"vectors", "synsets"} - set(arrays.files)
+                if missing:
+                    raise DataError(f"{path}: no array {sorted(missing)} (needs vectors, synsets)")
+                vectors, ids = arrays["vectors"], [str(s) for s in arrays["synsets"]]
+        else:
+            vectors = np.load(path, allow_pickle=False)
+            with open(synsets_path) as f:
+                ids = [line.strip() for line in f if line.strip()]
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable entity table ({e})") from e
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise DataError(
+            f"{path}: vectors of shape {vectors.shape} for {len(ids)} synset ids (needs [V, De])"
+        )
+    try:
+        canonical = [wordnet.synset(s).id for s in ids]
+    except KeyError as e:
+        raise DataError(f"{path}: {e.args[0]}") from None
+    if len(set(canonical)) != len(canonical):
+        raise DataError(f"{path}: a synset has more than one row")
+    return EntityTable(tuple(canonical), np.asarray(vectors, np.float32), path)
+
+
+def _gloss_table(
+    synsets: Sequence[str],
+    wordnet: WordNet,
+    lm: pretrained.Pretrained,
+    section: ml_collections.ConfigDict,
+    progress: bool,
+) -> EntityTable:
+    vectors = encode.encode_texts(
+        [gloss_text(s, wordnet) for s in synsets],
+        lm,
+        pooling="mean",
+        max_length=section.max_length,
+        batch_size=section.batch_size,
+        progress=progress,
+    )
+    return EntityTable(tuple(synsets), vectors, f"gloss embeddings of {lm.path}")
+
+
+def build_table(
+    section: ml_collections.ConfigDict,
+    wordnet: WordNet,
+    candidates: Collection[str],
+    lm: pretrained.Pretrained,
+    progress: bool = True,
+) -> EntityTable:
+    """The entity table `config.entities` describes (module docstring).
+
+    Args:
+      section: `config.entities`.
+      wordnet: the database.
+      candidates: the candidate synsets of the sentences used (rows="candidates").
+      lm: the encoder of the default builder.
+      progress: show the encoding's progress bar.
+
+    Returns:
+      The table, float32 [V, De].
+
+    Raises:
+      DataError: an unreadable table file, or an extra table without a row for a synset of
+        the first one.
+    """
+    candidates = set(candidates)
+
+    def chosen(ids):
+        return [s for s in ids if s in candidates] if section.rows == "candidates" else list(ids)
+
+    if section.path:
+        full = read_table(section.path, section.synsets_path, wordnet)
+        keep = chosen(full.synsets)
+        rows = full.rows
+        table = EntityTable(
+            tuple(keep), full.vectors[[rows[s] for s in keep]].reshape(len(keep), -1), full.source
+        )
+    else:
+        table = _gloss_table(chosen(wordnet.synsets), wordnet, lm, section, progress)
+    if not section.extra_path:
+        return table
+    extra = read_table(section.extra_path, section.extra_synsets_path, wordnet)
+    extra_rows = extra.rows
+    missing = [s for s in table.synsets if s not in extra_rows]
+    if missing:
+        raise DataError(
+            f"{section.extra_path}: no row for {len(missing)} synset(s) of the entity table, "
+            f"e.g. {missing[:3]}"
+        )
+    order = [extra_rows[s] for s in table.synsets]
+    vectors = np.concatenate([table.vectors, extra.vectors[order].reshape(len(order), -1)], axis=1)
+    return EntityTable(table.synsets, vectors, f"{table.source} + {extra.source}")
+
+
+def table_statistics(table: EntityTable) -> dict:
+    """Rows, width and source of a table, for results.json."""
+    return {
+        "rows": len(table.synsets),
+        "width": int(table.vectors.shape[1]),
+        "source": table.source,
+    }
