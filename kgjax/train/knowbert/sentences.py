@@ -371,7 +371,8 @@ def evaluation_batches(
     clean, corrupted = [], []
     for rows in indices:
         clean.append(sentences.take(rows))
-        rngs = [np.random.default_rng([seed, _EVAL_MASKING, int(j)]) for j in rows]
+        # A padding row (-1) has nothing to mask and draws nothing.
+        rngs = [np.random.default_rng([seed, _EVAL_MASKING, max(int(j), 0)]) for j in rows]
         corrupted.append(
             sentences.corrupted(
                 rows,

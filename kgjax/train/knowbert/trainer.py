@@ -142,7 +142,7 @@ class KnowBertRun:
       table: the frozen entity table.
       model: LM1 | KAR | LM2 and the token head.
       train: the training sentences; held_out: the held-out ones.
-      held_out_terms: the held-out examples as WSD terms (gold synset, span).
+      held_out_examples: the held-out gloss examples (words, gold span and synset).
       mask_id: the [MASK] token's id.
       counts: examples found and missed, sentences and synsets per part.
     """
@@ -155,7 +155,7 @@ class KnowBertRun:
     model: KnowBert
     train: sentences_lib.Sentences
     held_out: sentences_lib.Sentences
-    held_out_terms: tuple[wsd.Term, ...]
+    held_out_examples: tuple[wordnet_examples.Example, ...]
     mask_id: int
     counts: dict
 
@@ -302,7 +302,7 @@ def build(
             kar=KnowledgeAttentionRecontextualisation(**config.kar),
             use_kar=config.encoder.kar,
         ),
-        train=None, held_out=None, held_out_terms=(), mask_id=mask_id, counts={},
+        train=None, held_out=None, held_out_examples=(), mask_id=mask_id, counts={},
     )  # fmt: skip
     prepared = {
         part: _prepare(
@@ -325,7 +325,7 @@ def build(
         run,
         train=prepared["train"],
         held_out=prepared["held_out"],
-        held_out_terms=tuple(_term(i, e) for i, e in enumerate(held_examples)),
+        held_out_examples=tuple(held_examples),
         counts=counts,
     )
 
@@ -374,7 +374,7 @@ def evaluate(setup: KnowBertRun, evaluate_fn, table, params, batches) -> dict:
     if "scores" not in out:
         return results
     results["language/held_out"]["with_kar"] = _language(out["kar_nll"], out["kar_hits"], weights)
-    terms = setup.held_out_terms
+    terms = [_term(i, e) for i, e in enumerate(setup.held_out_examples)]
     priors = np.where(np.asarray(clean.candidate_mask), np.asarray(clean.candidate_priors), -1.0)
     linkable = int(setup.held_out.counts["gold_in_candidates"])
     linking = {}
