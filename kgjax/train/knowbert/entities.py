@@ -114,7 +114,7 @@ def build_table(
     section: ml_collections.ConfigDict,
     wordnet: WordNet,
     candidates: Collection[str],
-    lm: pretrained.Pretrained,
+    lm: pretrained.Pretrained | None,
     progress: bool = True,
 ) -> EntityTable:
     """The entity table `config.entities` describes (module docstring).
@@ -123,7 +123,7 @@ def build_table(
       section: `config.entities`.
       wordnet: the database.
       candidates: the candidate synsets of the sentences used (rows="candidates").
-      lm: the encoder of the default builder.
+      lm: the encoder of the default builder (unused with `section.path`).
       progress: show the encoding's progress bar.
 
     Returns:

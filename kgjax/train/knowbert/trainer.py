@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tokenizers
 from tqdm import tqdm
 
 from kgjax.config import ConfigError
@@ -150,7 +151,7 @@ class KnowBertRun:
     config: ml_collections.ConfigDict
     wordnet: wordnet_lib.WordNet
     lm: pretrained.Pretrained
-    tokenizer: object
+    tokenizer: tokenizers.Tokenizer
     table: entities_lib.EntityTable
     model: KnowBert
     train: sentences_lib.Sentences
@@ -190,7 +191,10 @@ class KnowBertRun:
         """
         if not self.model.use_kar:
             raise ValueError("a run without KAR (encoder.kar=False) has no linker")
-        prepared = _prepare(self, sentences, _candidates(self.config, self.wordnet, sentences))
+        prepared = _prepare(
+            self.config, self.tokenizer, self.lm.config.pad_token_id, self.table, sentences,
+            _candidates(self.config, self.wordnet, sentences),
+        )  # fmt: skip
         size = self.config.eval.batch_size
         link = make_link(self.model)
         table = jnp.asarray(self.table.vectors)
@@ -232,14 +236,20 @@ def _candidates(
 
 
 def _prepare(
-    run: KnowBertRun, words, candidates, gold_spans=None, gold_synsets=None
+    config: ml_collections.ConfigDict,
+    tokenizer: tokenizers.Tokenizer,
+    pad_id: int,
+    table: entities_lib.EntityTable,
+    words: Sequence[Sequence[str]],
+    candidates: Sequence[Candidates],
+    gold_spans=None,
+    gold_synsets=None,
 ) -> sentences_lib.Sentences:
-    """`sentences.prepare` with the run's tokenizer, table and budgets."""
+    """`sentences.prepare` with the config's budgets and the table's rows."""
     return sentences_lib.prepare(
-        words, candidates, run.table.rows, run.tokenizer,
-        pad_id=run.lm.config.pad_token_id, num_spans=run.config.data.max_spans,
-        num_candidates=run.config.data.max_candidates, gold_spans=gold_spans,
-        gold_synsets=gold_synsets,
+        words, candidates, table.rows, tokenizer, pad_id=pad_id,
+        num_spans=config.data.max_spans, num_candidates=config.data.max_candidates,
+        gold_spans=gold_spans, gold_synsets=gold_synsets,
     )  # fmt: skip
 
 
@@ -284,34 +294,33 @@ def build(
 
     words = {part: [e.tokens for e in examples] for part, examples in parts.items()}
     candidates = {part: _candidates(config, wordnet, w, progress) for part, w in words.items()}
-    used = {s for found_ in candidates.values() for c in found_ for span in c.synsets for s in span}
+    used = {
+        synset
+        for part in candidates.values()
+        for sentence in part
+        for span in sentence.synsets
+        for synset in span
+    }
     table = entities_lib.build_table(config.entities, wordnet, used, lm, progress)
     width = table.vectors.shape[1]
     if width % config.kar.num_heads:
         raise ConfigError(
             f"config.kar.num_heads: {config.kar.num_heads} does not divide the entity width {width}"
         )
-    run = KnowBertRun(
-        config=config, wordnet=wordnet, lm=lm,
-        tokenizer=pretrained.fixed_length_tokenizer(
-            lm.tokenizer, data.max_length, lm.config.pad_token_id
-        ),
-        table=table,
-        model=KnowBert(
-            encoder=lm.config,
-            kar=KnowledgeAttentionRecontextualisation(**config.kar),
-            use_kar=config.encoder.kar,
-        ),
-        train=None, held_out=None, held_out_examples=(), mask_id=mask_id, counts={},
-    )  # fmt: skip
+    tokenizer = pretrained.fixed_length_tokenizer(
+        lm.tokenizer, data.max_length, lm.config.pad_token_id
+    )
     prepared = {
         part: _prepare(
-            run,
+            config,
+            tokenizer,
+            lm.config.pad_token_id,
+            table,
             words[part],
             candidates[part],
             [e.span for e in examples],
             [e.synset for e in examples],
-        )  # fmt: skip
+        )
         for part, examples in parts.items()
     }
     counts = {
@@ -321,11 +330,21 @@ def build(
             f"{part}_synsets": len({e.synset for e in examples}) for part, examples in parts.items()
         },
     }
-    return dataclasses.replace(
-        run,
+    return KnowBertRun(
+        config=config,
+        wordnet=wordnet,
+        lm=lm,
+        tokenizer=tokenizer,
+        table=table,
+        model=KnowBert(
+            encoder=lm.config,
+            kar=KnowledgeAttentionRecontextualisation(**config.kar),
+            use_kar=config.encoder.kar,
+        ),
         train=prepared["train"],
         held_out=prepared["held_out"],
         held_out_examples=tuple(held_examples),
+        mask_id=mask_id,
         counts=counts,
     )
 
