@@ -99,6 +99,10 @@ def folder(tmp_path_factory):
             )
             text += NAMES[other]
         texts.append(LinkedText(f"e{i}", text + ".", tuple(mentions)))
+    # An entity outside the graph (as an inductive split's held-out ones): never trained on.
+    texts.append(
+        LinkedText("unseen", "Nowhere is near Paris.", (Mention(16, 21, "e0", 1, "unique"),))
+    )
     write_jsonl(root / "corpus.jsonl", texts)
     model = root / "encoder"
     write_checkpoint(
@@ -191,6 +195,7 @@ def test_all_four_losses_fall_and_results_report_every_task(run):
     assert 0 <= results["category/held_out"]["accuracy"] <= 1
     assert results["relation_prediction/test"]["num_pairs"] == 10
     corpus = results["corpus"]
+    # The text describing an entity outside the graph is left out.
     assert corpus["train"]["texts"] + corpus["held_out"]["texts"] == len(NAMES)
     assert corpus["held_out"]["texts"] == 6  # ceil(0.2 * 30)
 
@@ -285,7 +290,8 @@ def test_a_run_resumed_on_four_devices_with_the_memory_split_ends_where_one_devi
             # The attention key bias shifts every logit of a query equally: its gradient is 0
             # up to rounding, which Adam scales up to lr-sized steps in any direction.
             continue
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+        # Partitioned gathers sum in another order: rounding, then 20 Adam steps.
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
     assert report["results"]["language/held_out"] == pytest.approx(
         results["language/held_out"], rel=1e-4
     )
