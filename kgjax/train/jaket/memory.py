@@ -151,11 +151,8 @@ class MemoryPlacement:
 
         def one(path, _):
             name = jax.tree_util.keystr(path)
-            return (
-                self.memory_rows
-                if name.endswith("frozen['memory']['entity']")
-                else (self.replicated)
-            )
+            is_memory = name.endswith("frozen['memory']['entity']")
+            return self.memory_rows if is_memory else self.replicated
 
         return jax.tree_util.tree_map_with_path(one, state)
 
