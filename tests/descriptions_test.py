@@ -32,7 +32,7 @@ def _dict_keys(file):
 # --- the real data ----------------------------------------------------------------------------
 
 
-def test_fb15k237_sources():
+def test_fb15k237_sources(tmp_path):
     folder = _real("fb15k-237")
     keys = _dict_keys(folder / "entities.dict")
     star = descriptions.entity_descriptions(folder, keys)
@@ -54,6 +54,17 @@ def test_fb15k237_sources():
     assert wikidata.texts[j] == names.texts[j]
     with pytest.raises(DataError, match="no text for 26 of 14541 entities"):
         descriptions.entity_descriptions(folder, keys, source="wikidata", missing="error")
+
+    # A folder derived by `kgjax split` (another name, its split.json naming the source)
+    # defaults to the source's descriptions, not to bare names.
+    derived = tmp_path / "fb15k237_inductive"
+    derived.mkdir()
+    (derived / "star").symlink_to(folder / "star")
+    (derived / "split.json").write_text(json.dumps({"source": str(folder)}))
+    assert descriptions.entity_descriptions(derived, keys).texts == star.texts
+    (derived / "split.json").unlink()
+    with pytest.raises(DataError, match="kg-bert/entity2text.txt: file not found"):
+        descriptions.entity_descriptions(derived, keys)  # no manifest: the name's default
 
     relations = descriptions.relation_descriptions(folder, _dict_keys(folder / "relations.dict"))
     assert len(relations.texts) == 237 and not relations.fallback

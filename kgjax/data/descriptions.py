@@ -192,6 +192,22 @@ def _align(
     return Descriptions(tuple(keys), tuple(texts), tuple(mentions), tuple(fallback), str(source))
 
 
+def dataset_kind(folder: pathlib.Path) -> str:
+    """The name that picks a folder's defaults (its source, the WN18RR lemma rule): the
+    folder's own, or, for a folder `kgjax split` derived (its `split.json` names the source
+    folder), the source's, so that an inductive split of fb15k-237 reads StAR's descriptions
+    as fb15k-237 does rather than falling back to bare names."""
+    manifest = folder / "split.json"
+    if manifest.is_file():
+        try:
+            source = json.loads(manifest.read_text()).get("source")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{manifest}: not valid JSON ({e})") from e
+        if source:
+            return pathlib.Path(source).name.lower()
+    return folder.name.lower()
+
+
 def entity_descriptions(
     dataset_dir: str | os.PathLike,
     keys: Sequence[str],
@@ -215,7 +231,7 @@ def entity_descriptions(
         keys without text.
     """
     folder = pathlib.Path(dataset_dir)
-    dataset = folder.name.lower()
+    dataset = dataset_kind(folder)
     source = source or DEFAULT_ENTITY_SOURCE.get(dataset, "kg-bert")
     if source not in ENTITY_SOURCES:
         raise DataError(f"unknown entity text source {source!r}; known: {sorted(ENTITY_SOURCES)}")
