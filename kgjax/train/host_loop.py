@@ -49,6 +49,16 @@ class Cadence:
     eval_every_steps: int
     checkpoint_every_steps: int
 
+    @classmethod
+    def of(cls, config) -> Cadence:
+        """From a run config's top-level keys of the same names (every family has them)."""
+        return cls(
+            num_steps=config.num_steps,
+            log_every_steps=config.log_every_steps,
+            eval_every_steps=config.eval_every_steps,
+            checkpoint_every_steps=config.checkpoint_every_steps,
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class Hook:
@@ -130,6 +140,11 @@ def chunk_length(steps_per_call: int, cadence: Cadence) -> int:
         cadence.checkpoint_every_steps,
         cadence.num_steps,
     )
+
+
+def config_chunk_length(config) -> int:
+    """`chunk_length` of a run config's `steps_per_call` and cadences."""
+    return chunk_length(config.steps_per_call, Cadence.of(config))
 
 
 def _mean_ignoring_nan(values: np.ndarray) -> float:

@@ -233,19 +233,9 @@ def validate_graph_sections(config: ml_collections.ConfigDict) -> None:
         check(config_lib.get(config, key) >= 1, key, "must be a positive integer")
 
 
-def cadence(config: ml_collections.ConfigDict) -> host_loop.Cadence:
-    """The host loop's length and cadences, from the config's top-level keys."""
-    return host_loop.Cadence(
-        num_steps=config.num_steps,
-        log_every_steps=config.log_every_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-    )
-
-
-def chunk_length(config: ml_collections.ConfigDict) -> int:
-    """Steps per device call: the largest that divides every cadence and `steps_per_call`."""
-    return host_loop.chunk_length(config.steps_per_call, cadence(config))
+# The host loop's length and cadences, and steps per device call, from the top-level keys.
+cadence = host_loop.Cadence.of
+chunk_length = host_loop.config_chunk_length
 
 
 # Keys a resumed run may change: cadences and the length of training.

@@ -298,19 +298,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.text.ridge_l2 >= 0, "text.ridge_l2", "0 (chosen by cross-validation) or > 0")
 
 
-def cadence(config: ml_collections.ConfigDict) -> host_loop.Cadence:
-    """The host loop's length and cadences, from the config's top-level keys."""
-    return host_loop.Cadence(
-        num_steps=config.num_steps,
-        log_every_steps=config.log_every_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-    )
-
-
-def chunk_length(config: ml_collections.ConfigDict) -> int:
-    """Steps per device call: the largest that divides every cadence and `steps_per_call`."""
-    return host_loop.chunk_length(config.steps_per_call, cadence(config))
+# The host loop's length and cadences, and steps per device call, from the top-level keys.
+cadence = host_loop.Cadence.of
+chunk_length = host_loop.config_chunk_length
 
 
 # Keys added to the schema after runs were first saved, with the value that behaves as
