@@ -7,6 +7,9 @@ Run:
       --out=bench/results/small_datasets_shared64
   python bench/small_datasets.py --models=all --datasets=umls,nations,kinships \
       --regimes=negative_sampling,1vsAll,KvsAll --out=bench/results/small_datasets_regimes
+  python bench/small_datasets.py --models=tucker,conve --datasets=umls,nations,kinships \
+      --regimes=KvsAll --variant=none:model.batch_norm=False \
+      --variant=batch_norm:model.batch_norm=True --out=bench/results/small_datasets_batch_norm
 
 Trains each `configs/<model>.py:<dataset>` from scratch in a fresh temporary workdir, once
 per seed (`seed=`) and per training regime (`training.regime=`; `config` keeps the config's
@@ -15,12 +18,15 @@ mean and sample standard deviation over the seeds, wall seconds of the whole `tr
 (data, compile, training, evaluation), steady-state steps/s, device and versions.
 
 Every finished run is appended to <out>.runs.jsonl first: a killed grid run again with the
-same arguments skips the runs it already has.
+same arguments skips the runs it already has. `--variant=NAME:key=value[,key=value]` (repeated)
+trains every cell once per variant, in the same invocation, so that an ablation and its
+baseline share data, budget, seeds and machine state.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import tempfile
@@ -74,16 +80,17 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def read_done(path: str) -> dict:
-    """The runs a previous invocation finished: {(model, dataset, regime, seed): run}."""
+    """The runs a previous invocation finished: {(model, dataset, variant, seed): run}; the
+    variant is the regime, or "<regime>/<--variant name>"."""
     return read_runs_log(path, ("model", "dataset", "variant", "seed"))
 
 
 def pivot(rows: list[dict], num_seeds: int = 3) -> list[str]:
     """Test MRR (mean ± std) with a model per line and a (dataset, regime) per column; a
     cell with fewer than `num_seeds` runs says how many it has."""
-    columns = list(dict.fromkeys((r["config"].split(":")[1], r["regime"]) for r in rows))
+    columns = list(dict.fromkeys((r["config"].split(":")[1], _column(r)) for r in rows))
     models = list(dict.fromkeys(r["config"].split(":")[0] for r in rows))
-    cells = {(r["config"].split(":")[0], r["config"].split(":")[1], r["regime"]): r for r in rows}
+    cells = {(r["config"].split(":")[0], r["config"].split(":")[1], _column(r)): r for r in rows}
     lines = [
         "Test MRR by regime:",
         "",
@@ -100,6 +107,23 @@ def pivot(rows: list[dict], num_seeds: int = 3) -> list[str]:
     return lines
 
 
+def _column(row: dict) -> str:
+    """A row's regime, with its --variant name if it has one."""
+    return row["regime"] + (f" {row['variant']}" if row.get("variant") else "")
+
+
+def parse_variants(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """--variant values "NAME:key=value,key=value" -> [(NAME, ["key=value", ...])]; none:
+    one unnamed variant without overrides."""
+    variants = []
+    for spec in specs:
+        name, _, overrides = spec.partition(":")
+        if not name or not overrides:
+            raise SystemExit(f"--variant={spec!r}: expected NAME:key=value[,key=value]")
+        variants.append((name, overrides.split(",")))
+    return variants or [("", [])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rotate,transe,distmult,complex", help="or all")
@@ -109,6 +133,12 @@ def main() -> None:
     )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], help="key=value config override")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:key=value[,key=value]: train every cell once per variant (repeat the flag)",
+    )
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "small_datasets"))
     parser.add_argument("--note", default="", help="a sentence for the table's footer")
     parser.add_argument(
@@ -123,18 +153,22 @@ def main() -> None:
     log_path = f"{args.out}.runs.jsonl"
     os.makedirs(os.path.dirname(os.path.abspath(log_path)) or ".", exist_ok=True)
     done = read_done(log_path)
+    variants = parse_variants(args.variant)
     rows = []
     for dataset in args.datasets.split(","):
         for model in models:
-            for variant in args.regimes.split(","):
-                regime = [] if variant == "config" else [f"training.regime={variant!r}"]
+            for regime_name, (name, settings) in itertools.product(
+                args.regimes.split(","), variants
+            ):
+                regime = [] if regime_name == "config" else [f"training.regime={regime_name!r}"]
+                variant = regime_name + (f"/{name}" if name else "")
                 runs = []
                 for seed in seeds:
                     key = (model, dataset, variant, seed)
                     if key not in done and args.report_only:
                         continue
                     if key not in done:
-                        overrides = [*args.set, *regime, f"seed={seed}"]
+                        overrides = [*args.set, *regime, *settings, f"seed={seed}"]
                         run = run_once(model, dataset, overrides)
                         done[key] = {
                             "model": model, "dataset": dataset, "variant": variant,
@@ -146,14 +180,16 @@ def main() -> None:
                     runs.append(done[key])
                 if runs:
                     row = {"config": f"configs/{model}.py:{dataset}", **summarise(runs)}
-                    rows.append(row)
+                    rows.append({**row, "variant": name} if name else row)
 
     meta = {
         **machine(),
         "seeds": seeds,
         "command": "python bench/small_datasets.py "
         f"--models={args.models} --datasets={args.datasets} --regimes={args.regimes} "
-        f"--seeds={args.seeds}" + "".join(f" --set={override}" for override in args.set),
+        f"--seeds={args.seeds}"
+        + "".join(f" --set={override}" for override in args.set)
+        + "".join(f" --variant={spec}" for spec in args.variant),
     }
     header = "| config | regime | steps | wall s | steps/s | MRR | MR | Hits@1 | Hits@3 | Hits@10 |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
@@ -163,6 +199,7 @@ def main() -> None:
 
     for row in rows:
         regime = row["regime"] + (" + reciprocal" if row["reciprocal"] else "")
+        regime += f", {row['variant']}" if row.get("variant") else ""
         if row["seeds"] < len(seeds):
             regime += f" ({row['seeds']} of {len(seeds)} seeds)"
         lines.append(

@@ -200,3 +200,39 @@ def test_small_datasets_grid_resumes_from_its_log_and_summarises_seeds(tmp_path,
     table = (tmp_path / "grid.md").read_text()
     assert "| `configs/rotate.py:umls` | 1vsAll | 10 |" in table
     assert "0.600 ± 0.141" in table
+
+
+def test_small_datasets_variants_train_each_cell_once_per_variant(tmp_path, monkeypatch):
+    # --variant trains every cell once per named override set, in one invocation, logs
+    # each under "<regime>/<name>" and tabulates them as separate rows and pivot columns.
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    import small_datasets
+
+    trained = []
+
+    def fake_run(model, dataset, overrides):
+        trained.append((model, dataset, tuple(overrides)))
+        mrr = 0.8 if "model.batch_norm=True" in overrides else 0.6
+        return {"steps": 10, "regime": "KvsAll", "reciprocal": True, "wall_seconds": 1.0,
+                "steps_per_second": 5.0, "test_mrr": mrr, "test_mr": 2.0, "test_hits@1": 0.5,
+                "test_hits@3": 0.7, "test_hits@10": 0.9}  # fmt: skip
+
+    monkeypatch.setattr(small_datasets, "run_once", fake_run)
+    argv = ["small_datasets.py", "--models=tucker", "--regimes=KvsAll", "--seeds=0",
+            "--variant=none:model.batch_norm=False", "--variant=bn:model.batch_norm=True",
+            f"--out={tmp_path / 'grid'}"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    small_datasets.main()
+    assert trained == [
+        ("tucker", "umls", ("training.regime='KvsAll'", "model.batch_norm=False", "seed=0")),
+        ("tucker", "umls", ("training.regime='KvsAll'", "model.batch_norm=True", "seed=0")),
+    ]
+    assert set(small_datasets.read_done(str(tmp_path / "grid.runs.jsonl"))) == {
+        ("tucker", "umls", "KvsAll/none", 0),
+        ("tucker", "umls", "KvsAll/bn", 0),
+    }
+    table = (tmp_path / "grid.md").read_text()
+    assert "| KvsAll + reciprocal, bn | 10 |" in table and "| umls KvsAll bn |" in table
+    assert "0.800 ± 0.000" in table and "0.600 ± 0.000" in table
+    with pytest.raises(SystemExit, match="NAME:key=value"):
+        small_datasets.parse_variants(["bn"])

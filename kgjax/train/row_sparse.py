@@ -66,18 +66,23 @@ def update(loss_fn, state, trainable, optimizer, schedule, optimizer_name, layou
     (which sums each touched row's gradients) give the dense update up to float rounding,
     without a table-sized gradient buffer.
 
+    Args:
+      loss_fn: (trainable, sinks) -> (loss, (metrics, reads, *rest)); `reads` the RowTaps'
+        ids per table.
+
     Returns:
-      (loss, metrics, new trainable, new optimizer state).
+      (loss, loss_fn's aux, new trainable, new optimizer state).
     """
     params = trainable["model"]
-    _, (_, shapes) = jax.eval_shape(loss_fn, trainable, None)
+    _, (_, shapes, *_) = jax.eval_shape(loss_fn, trainable, None)
     sinks = {
         key: [jnp.zeros(s.shape + params[key].shape[1:], params[key].dtype) for s in reads]
         for key, reads in shapes.items()
     }
-    (loss, (parts, reads)), (grads, row_grads) = jax.value_and_grad(
-        loss_fn, argnums=(0, 1), has_aux=True
-    )(trainable, sinks)
+    (loss, aux), (grads, row_grads) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+        trainable, sinks
+    )
+    reads = aux[1]
     # The optimizer updates everything else (its results for the tables go unused).
     updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
     new = optax.apply_updates(trainable, updates)
@@ -106,4 +111,4 @@ def update(loss_fn, state, trainable, optimizer, schedule, optimizer_name, layou
         opt_state,
         **{m: {**optax.tree_utils.tree_get(opt_state, m), "model": after[m]} for m in moments},
     )
-    return loss, parts, {**new, "model": model}, opt_state
+    return loss, aux, {**new, "model": model}, opt_state

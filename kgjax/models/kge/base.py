@@ -96,6 +96,17 @@ class Interaction(abc.ABC):
           [..., Dq].
         """
 
+    def next_batch_stats(self, head: jax.Array, relation: jax.Array):
+        """The running statistics of the interaction's batch-norm layers after a training
+        batch of tail queries (TuckER's, ConvE's; the train step stores them); None: it
+        has no batch norm, like every interaction without weights.
+
+        Args:
+          head, relation: as for `tail_query`, the rows of the step's tail queries.
+        """
+        del head, relation
+        return None
+
     @abc.abstractmethod
     def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
         """Scores queries against candidates.
@@ -250,6 +261,10 @@ class QueriesThroughInteraction:
     def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
         """Scores broadcastable [..., Dq] queries against [..., De] candidates -> [...]."""
         return self.interaction.match(query, candidate)
+
+    def next_batch_stats(self, head: jax.Array, relation: jax.Array):
+        """Batch-norm running statistics after this batch of tail queries, or None."""
+        return self.interaction.next_batch_stats(head, relation)
 
     def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
         """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V]."""

@@ -216,6 +216,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "training.reciprocal",
             f"True for {config.model.name} (it predicts tails only; heads come from inverses)",
         )
+    if config.model.get("batch_norm", False):
+        check(
+            config.training.reciprocal,
+            "training.reciprocal",
+            "True with model.batch_norm (its layers normalise tail queries; heads come from "
+            "inverses)",
+        )
     check(0 <= config.training.label_smoothing < 1, "training.label_smoothing", "in [0, 1)")
     for key in ("training.entity_dropout", "training.relation_dropout"):
         check(0 <= config_lib.get(config, key) < 1, key, "in [0, 1)")

@@ -149,10 +149,10 @@ def train_step(
         # The interaction's own weights and dropouts, if it has any (a plain model: itself).
         bound = model.bind(tables, interaction_key)
         if settings.regime != "negative_sampling":
-            total, parts = _all_entities_loss(
+            total, parts, batch_stats = _all_entities_loss(
                 bound, settings, tables, positives, mode, data, dropout_key, layout
             )
-            return total, (parts, {})
+            return total, (parts, {}, batch_stats)
         entity, relation = tables["entity"], tables["relation"]
         head, rel, tail = (
             entity[positives[:, 0]],
@@ -162,6 +162,7 @@ def train_step(
         if settings.entity_dropout or settings.relation_dropout:
             head, rel, tail = _dropout(settings, dropout_key, head, rel, tail)
         tail_query = bound.tail_query(head, rel)
+        batch_stats = bound.next_batch_stats(head, rel)  # the same forward: XLA shares it
         positive_scores = bound.match(tail_query, tail)
         # Head-batch corrupts the head, so the query comes from (r, t); tail-batch from (h, r).
         # With reciprocal relations every step is tail-batch (and ConvE has no head query).
@@ -189,17 +190,25 @@ def train_step(
             regularization = jnp.float32(0.0)
         total = loss + regularization + sampler_loss
         reads = {k: v.ids for k, v in tables.items() if isinstance(v, RowTap)}
-        return total, ({**parts, "regularization": regularization, **sampler_metrics}, reads)
+        metrics = {**parts, "regularization": regularization, **sampler_metrics}
+        return total, (metrics, reads, batch_stats)
 
     trainable = state.trainable
     if settings.row_sparse:
-        loss, parts, trainable, opt_state = row_sparse.update(
+        loss, (parts, _, batch_stats), trainable, opt_state = row_sparse.update(
             loss_fn, state, trainable, optimizer, schedule, settings.optimizer, layout
         )
     else:
-        (loss, (parts, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        (loss, (parts, _, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            trainable
+        )
         updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
         trainable = optax.apply_updates(trainable, updates)
+    if batch_stats is not None:
+        # Batch-norm running averages are not trained (their gradient is zero): they take
+        # this batch's statistics, whatever the optimizer did to them.
+        interaction = {**trainable["model"]["interaction"], "batch_stats": batch_stats}
+        trainable = {**trainable, "model": {**trainable["model"], "interaction": interaction}}
     metrics = {"loss": loss, **parts, "learning_rate": schedule(state.step)}
     new_state = state.replace(
         step=state.step + 1,
@@ -258,7 +267,8 @@ def _all_entities_loss(
     gathered.
 
     Returns:
-      (loss, metrics {"data_loss", "regularization"}).
+      (loss, metrics {"data_loss", "regularization"}, the model's batch-norm running
+      statistics after this batch or None).
     """
     entity, relation = tables["entity"], tables["relation"]
     num_entities = model.num_entities
@@ -278,6 +288,7 @@ def _all_entities_loss(
     if settings.entity_dropout or settings.relation_dropout:
         anchor, rel, candidates = _dropout(settings, key, anchor, rel, candidates)
     tail_query = model.tail_query(anchor, rel)
+    batch_stats = model.next_batch_stats(anchor, rel)
     if settings.reciprocal:
         query = tail_query  # every example is a tail query of a relation or its inverse
     else:
@@ -315,7 +326,8 @@ def _all_entities_loss(
         )
     else:
         regularization = jnp.float32(0.0)
-    return data_loss + regularization, {"data_loss": data_loss, "regularization": regularization}
+    metrics = {"data_loss": data_loss, "regularization": regularization}
+    return data_loss + regularization, metrics, batch_stats
 
 
 def _split_table_losses(model, settings, layout, table, query, answers, valid, key):
