@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 import optax
 
@@ -51,3 +52,30 @@ def make_optimizer(config: ml_collections.ConfigDict, num_steps: int):
         eps = config.get("adagrad_epsilon", 1e-7)
         return optax.adagrad(schedule, initial_accumulator_value=initial, eps=eps), schedule
     raise ValueError(f"config.optimizer.name: unknown optimizer {config.name!r}")
+
+
+def two_rate_optimizer(
+    config: ml_collections.ConfigDict,
+    encoder_parts: tuple[str, ...],
+    labels: tuple[str, str],
+) -> optax.GradientTransformation:
+    """config.optimizer's optimizer and schedule at two learning rates: optimizer.encoder_lr
+    for the parameters under the top-level keys `encoder_parts` (a pretrained language model
+    and what it ties), optimizer.lr for every other part (the layers a run adds).
+
+    Args:
+      labels: the group names (new parts', encoder parts'); they name the groups in the saved
+        optimizer state, so a trainer keeps its own for its checkpoints to restore.
+    """
+    new, _ = make_optimizer(config.optimizer, config.num_steps)
+    section = ml_collections.ConfigDict(config.optimizer.to_dict())
+    section.lr = config.optimizer.encoder_lr
+    encoder, _ = make_optimizer(section, config.num_steps)
+    new_label, encoder_label = labels
+
+    def groups(params: dict) -> dict:  # a leaf's group is its top-level part's
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: encoder_label if path[0].key in encoder_parts else new_label, params
+        )
+
+    return optax.multi_transform({new_label: new, encoder_label: encoder}, groups)

@@ -62,7 +62,7 @@ from kgjax.train.jaket.trainer import (
     pretrained_encoder,
     with_encoder,
 )
-from kgjax.train.optimizers import make_optimizer
+from kgjax.train.optimizers import two_rate_optimizer
 
 __all__ = ["train"]
 
@@ -109,17 +109,7 @@ def corpus_statistics(corpus: TokenisedCorpus) -> dict:
 def language_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """optimizer.lr for the KM and the entity head, optimizer.encoder_lr for the language
     model and its token head (same optimizer and schedule)."""
-    knowledge, _ = make_optimizer(config.optimizer, config.num_steps)
-    section = ml_collections.ConfigDict(config.optimizer.to_dict())
-    section.lr = config.optimizer.encoder_lr
-    language, _ = make_optimizer(section, config.num_steps)
-
-    def groups(params: dict) -> dict:  # a leaf's group is its top-level part's
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "language" if path[0].key in _LANGUAGE_PARAMS else "km", params
-        )
-
-    return optax.multi_transform({"km": knowledge, "language": language}, groups)
+    return two_rate_optimizer(config, _LANGUAGE_PARAMS, labels=("km", "language"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,7 @@ from kgjax.train.knowbert.step import (
     make_link,
     make_train_chunk,
 )
-from kgjax.train.optimizers import make_optimizer
+from kgjax.train.optimizers import two_rate_optimizer
 
 __all__ = ["KnowBertRun", "SpanScores", "build", "train"]
 
@@ -118,17 +118,7 @@ def _term(index: int, example: wordnet_examples.Example) -> wsd.Term:
 def _optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """optimizer.lr for KAR and the token head, optimizer.encoder_lr for the encoder (same
     optimizer and schedule)."""
-    new, _ = make_optimizer(config.optimizer, config.num_steps)
-    section = ml_collections.ConfigDict(config.optimizer.to_dict())
-    section.lr = config.optimizer.encoder_lr
-    encoder, _ = make_optimizer(section, config.num_steps)
-
-    def groups(params: dict) -> dict:  # a leaf's group is its top-level part's
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "encoder" if path[0].key == "encoder" else "new", params
-        )
-
-    return optax.multi_transform({"new": new, "encoder": encoder}, groups)
+    return two_rate_optimizer(config, ("encoder",), labels=("new", "encoder"))
 
 
 @dataclasses.dataclass(frozen=True)
