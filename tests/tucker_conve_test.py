@@ -283,8 +283,9 @@ def test_batch_norm_training_normalises_by_the_batch_and_moves_running_statistic
     ids = np.array([0, 3, 5, 7, 11, 2])
     head, rel = params["entity"][ids], params["relation"][ids % R]
     bound = model.bind(params, jax.random.key(1))  # a key: training mode
-    query = np.asarray(bound.tail_query(head, rel), np.float64)
-    stats = bound.next_batch_stats(head, rel)
+    query, stats = bound.tail_query_with_stats(head, rel)
+    query = np.asarray(query, np.float64)
+    np.testing.assert_array_equal(query, bound.tail_query(head, rel))
     old = params["interaction"]["batch_stats"]
     if model.name == "tucker":
         w = params["interaction"]
@@ -306,9 +307,12 @@ def test_batch_norm_training_normalises_by_the_batch_and_moves_running_statistic
             want = 0.9 * np.asarray(old[layer][name]) + 0.1 * batch
             np.testing.assert_allclose(stats[layer][name], want, rtol=1e-4, atol=1e-5)
     # Evaluation reads the running statistics and leaves them as they are.
-    assert model.bind(params).next_batch_stats(head, rel) is not None
-    jax.tree.map(np.testing.assert_array_equal, model.bind(params).next_batch_stats(head, rel),
-                 old)  # fmt: skip
+    _, unchanged = model.bind(params).tail_query_with_stats(head, rel)
+    assert unchanged is not None
+    jax.tree.map(np.testing.assert_array_equal, unchanged, old)
+    # Models without batch norm have no statistics to store.
+    plain = dataclasses.replace(model, batch_norm=False).bind(params)
+    assert plain.tail_query_with_stats(head, rel)[1] is None
 
 
 def test_batch_norm_step_stores_the_batch_statistics_and_trains_the_affine_weights(umls):
@@ -324,7 +328,7 @@ def test_batch_norm_step_stores_the_batch_statistics_and_trains_the_affine_weigh
     )
     before, after = state.params, new_state.params
     anchors, relations = np.asarray(queries[:, 0]), np.asarray(queries[:, 1])
-    want = parts.model.bind(before, jax.random.key(0)).next_batch_stats(
+    _, want = parts.model.bind(before, jax.random.key(0)).tail_query_with_stats(
         before["entity"][anchors], before["relation"][relations]
     )
     jax.tree.map(

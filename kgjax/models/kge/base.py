@@ -96,16 +96,15 @@ class Interaction(abc.ABC):
           [..., Dq].
         """
 
-    def next_batch_stats(self, head: jax.Array, relation: jax.Array):
-        """The running statistics of the interaction's batch-norm layers after a training
-        batch of tail queries (TuckER's, ConvE's; the train step stores them); None: it
-        has no batch norm, like every interaction without weights.
+    def tail_query_with_stats(self, head: jax.Array, relation: jax.Array):
+        """`tail_query` in one forward with the running statistics of the interaction's
+        batch-norm layers after this batch (TuckER's, ConvE's; the train step stores them).
 
-        Args:
-          head, relation: as for `tail_query`, the rows of the step's tail queries.
+        Returns:
+          ([..., Dq] query, the statistics; None for an interaction without batch norm,
+          like every interaction without weights).
         """
-        del head, relation
-        return None
+        return self.tail_query(head, relation), None
 
     @abc.abstractmethod
     def match(self, query: jax.Array, candidate: jax.Array) -> jax.Array:
@@ -262,9 +261,9 @@ class QueriesThroughInteraction:
         """Scores broadcastable [..., Dq] queries against [..., De] candidates -> [...]."""
         return self.interaction.match(query, candidate)
 
-    def next_batch_stats(self, head: jax.Array, relation: jax.Array):
-        """Batch-norm running statistics after this batch of tail queries, or None."""
-        return self.interaction.next_batch_stats(head, relation)
+    def tail_query_with_stats(self, head: jax.Array, relation: jax.Array):
+        """(tail query, batch-norm running statistics after this batch or None)."""
+        return self.interaction.tail_query_with_stats(head, relation)
 
     def match_all(self, query: jax.Array, candidates: jax.Array) -> jax.Array:
         """Scores every query against every candidate: [B, Dq], [V, De] -> [B, V]."""

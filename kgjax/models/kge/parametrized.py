@@ -14,8 +14,8 @@ on the query; ConvE's bn1 after the convolution and bn2 after the projection) wi
 batch's statistics in training and running averages in evaluation. The affine parameters
 train like any weight; the running averages live beside them in
 params["interaction"]["batch_stats"], get no gradient (training never reads them), and the
-train step overwrites them after each update with `next_batch_stats` of the batch's tail
-queries, so orbax saves them and a resumed run continues them. Batch norm needs reciprocal
+train step overwrites them after each update with those `tail_query_with_stats` returns
+for the batch's tail queries, so orbax saves them and a resumed run continues them. Batch norm needs reciprocal
 relations (every query a tail query, as in both papers): a head query raises ConfigError.
 
 What differs from the papers' code, plainly:
@@ -181,8 +181,8 @@ class TuckERInteraction(BilinearInteraction):
     def tail_query(self, head, relation):
         return self._tail_query(head, relation)[0]
 
-    def next_batch_stats(self, head, relation):
-        return self._tail_query(head, relation)[1]
+    def tail_query_with_stats(self, head, relation):
+        return self._tail_query(head, relation)
 
     def head_query(self, relation, tail):
         if self.batch_norm:
@@ -304,8 +304,8 @@ class ConvEInteraction(BilinearInteraction):
         """[..., D + 1], [..., D] -> [..., D + 1]: [q | 1]."""
         return self._tail_query(head, relation)[0]
 
-    def next_batch_stats(self, head, relation):
-        return self._tail_query(head, relation)[1]
+    def tail_query_with_stats(self, head, relation):
+        return self._tail_query(head, relation)
 
     def head_query(self, relation, tail):
         raise ConfigError(

@@ -161,8 +161,7 @@ def train_step(
         )
         if settings.entity_dropout or settings.relation_dropout:
             head, rel, tail = _dropout(settings, dropout_key, head, rel, tail)
-        tail_query = bound.tail_query(head, rel)
-        batch_stats = bound.next_batch_stats(head, rel)  # the same forward: XLA shares it
+        tail_query, batch_stats = bound.tail_query_with_stats(head, rel)
         positive_scores = bound.match(tail_query, tail)
         # Head-batch corrupts the head, so the query comes from (r, t); tail-batch from (h, r).
         # With reciprocal relations every step is tail-batch (and ConvE has no head query).
@@ -287,8 +286,7 @@ def _all_entities_loss(
     candidates = None if split else _whole_table(entity)[:num_entities]
     if settings.entity_dropout or settings.relation_dropout:
         anchor, rel, candidates = _dropout(settings, key, anchor, rel, candidates)
-    tail_query = model.tail_query(anchor, rel)
-    batch_stats = model.next_batch_stats(anchor, rel)
+    tail_query, batch_stats = model.tail_query_with_stats(anchor, rel)
     if settings.reciprocal:
         query = tail_query  # every example is a tail query of a relation or its inverse
     else:
