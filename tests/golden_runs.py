@@ -76,10 +76,13 @@ RUNS = {
     "rotate_umls": ("configs/rotate.py:umls", [], {}, False),
 }
 # Run in full by `python tests/golden_runs.py` and with KGJAX_LONG_TESTS=1; CI runs the rest
-# (one plain and one sharded run; MMRNS's record is CI-checked by golden_test's resume of the
-# old-layout MMRNS workdir, which must end on it) to stay inside the suite's time budget.
+# (the plain run; MMRNS's record is CI-checked by golden_test's resume of the old-layout
+# MMRNS workdir, which must end on it; sharded row-sparse training is CI-checked by
+# sharding_test, whose 8-device row-sparse run of configs/test.py (20 steps) must equal the
+# one-device dense run) to stay inside the suite's time budget.
 LONG = (
     "rotate_umls",
+    "sharded_row_sparse",
     "complex_n3_test",
     "text_init_umls",
     "sharded_relations_chunk_shared",
