@@ -15,8 +15,9 @@ batch's statistics in training and running averages in evaluation. The affine pa
 train like any weight; the running averages live beside them in
 params["interaction"]["batch_stats"], get no gradient (training never reads them), and the
 train step overwrites them after each update with those `tail_query_with_stats` returns
-for the batch's tail queries, so orbax saves them and a resumed run continues them. Batch norm needs reciprocal
-relations (every query a tail query, as in both papers): a head query raises ConfigError.
+for the batch's tail queries, so orbax saves them and a resumed run continues them. Batch
+norm needs reciprocal relations (every query a tail query, as in both papers): a head query
+raises ConfigError. The JAKET link decoders build these models without it.
 
 What differs from the papers' code, plainly:
   * Batch norm is flax's `nn.BatchNorm` with PyTorch's momentum (0.1) and epsilon (1e-5);
