@@ -63,12 +63,13 @@ def _xavier_normal(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
 _BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
 
 
-def batch_norm_variables(width: int) -> tuple[Params, Params]:
-    """A fresh batch-norm layer over `width` features: ({"scale", "bias"}, {"mean", "var"})."""
-    return (
-        {"scale": jnp.ones((width,), jnp.float32), "bias": jnp.zeros((width,), jnp.float32)},
-        {"mean": jnp.zeros((width,), jnp.float32), "var": jnp.ones((width,), jnp.float32)},
-    )
+def _batch_norm_init(width: int) -> tuple[Params, Params]:
+    """A fresh batch-norm layer over `width` features, as flax initialises it (the same layer
+    `_batch_norm` applies): ({"scale", "bias"}, {"mean", "var"})."""
+    variables = nn.BatchNorm(use_running_average=True, **_BATCH_NORM).init(
+        jax.random.key(0), jnp.zeros((1, width), jnp.float32)
+    )  # deterministic initialisers: the key draws nothing
+    return variables["params"], variables["batch_stats"]
 
 
 def _batch_norm(x: jax.Array, weights: Params, stats: Params, training: bool):
@@ -149,16 +150,11 @@ class TuckERInteraction(BilinearInteraction):
     def relation_width(self) -> int:
         return self.relation_dim
 
-    def _normalise(self, layer: str, x: jax.Array, stats: dict) -> jax.Array:
-        """Batch norm `layer` ("bn0", "bn1") on x if the model has it; its running
-        statistics after this batch go into `stats`."""
-        if not self.batch_norm:
-            return x
-        training = self.key is not None
-        x, stats[layer] = _batch_norm(
-            x, self.weights[layer], self.weights["batch_stats"][layer], training
-        )
-        return x
+    def _normalise(self, layer: str, x: jax.Array):
+        """Batch norm `layer` ("bn0", "bn1") on x: (x normalised, the layer's running
+        statistics after this batch)."""
+        stats = self.weights["batch_stats"][layer]
+        return _batch_norm(x, self.weights[layer], stats, training=self.key is not None)
 
     def _keys(self):
         if self.key is None:
@@ -170,20 +166,20 @@ class TuckERInteraction(BilinearInteraction):
         matrix = jnp.einsum("...j,ijk->...ik", relation, self.weights["core"])
         return _dropout(key, matrix, self.hidden_dropout1)
 
-    def _tail_query(self, head, relation):
+    def tail_query_with_stats(self, head, relation):
         """(query [..., D], batch-norm running statistics after this batch, or None)."""
         k_in, k_w, k_out = self._keys()
         stats = {}
-        head = _dropout(k_in, self._normalise("bn0", head, stats), self.input_dropout)
+        if self.batch_norm:
+            head, stats["bn0"] = self._normalise("bn0", head)
+        head = _dropout(k_in, head, self.input_dropout)
         query = jnp.einsum("...i,...ik->...k", head, self._relation_matrix(relation, k_w))
-        query = _dropout(k_out, self._normalise("bn1", query, stats), self.hidden_dropout2)
-        return query, (stats or None)
+        if self.batch_norm:
+            query, stats["bn1"] = self._normalise("bn1", query)
+        return _dropout(k_out, query, self.hidden_dropout2), (stats or None)
 
     def tail_query(self, head, relation):
-        return self._tail_query(head, relation)[0]
-
-    def tail_query_with_stats(self, head, relation):
-        return self._tail_query(head, relation)
+        return self.tail_query_with_stats(head, relation)[0]
 
     def head_query(self, relation, tail):
         if self.batch_norm:
@@ -283,7 +279,7 @@ class ConvEInteraction(BilinearInteraction):
         """The query network, sized by this interaction (without its bound weights)."""
         return ConvEQuery(dataclasses.replace(self, weights=None, key=None))
 
-    def _tail_query(self, head, relation):
+    def tail_query_with_stats(self, head, relation):
         """([..., D + 1] query [q | 1], batch-norm running statistics after this batch or
         None)."""
         head = head[..., : self.dim]
@@ -303,10 +299,7 @@ class ConvEInteraction(BilinearInteraction):
 
     def tail_query(self, head, relation):
         """[..., D + 1], [..., D] -> [..., D + 1]: [q | 1]."""
-        return self._tail_query(head, relation)[0]
-
-    def tail_query_with_stats(self, head, relation):
-        return self._tail_query(head, relation)
+        return self.tail_query_with_stats(head, relation)[0]
 
     def head_query(self, relation, tail):
         raise ConfigError(
@@ -340,9 +333,7 @@ class TuckER(_WeightedModel):
         if self.batch_norm:
             interaction["batch_stats"] = {}
             for layer in ("bn0", "bn1"):
-                interaction[layer], interaction["batch_stats"][layer] = batch_norm_variables(
-                    self.dim
-                )
+                interaction[layer], interaction["batch_stats"][layer] = _batch_norm_init(self.dim)
         return {
             "entity": _xavier_normal(keys[0], (self.num_entities, self.dim)),
             "relation": _xavier_normal(keys[1], (self.num_relations, self.relation_dim)),
