@@ -26,7 +26,7 @@ from kgjax.models.lm import pretrained
 from kgjax.text import encode
 from kgjax.train.host_loop import TrainingDiverged
 from kgjax.train.knowbert import entities, sentences, step
-from kgjax.train.knowbert.trainer import build, train
+from kgjax.train.knowbert.trainer import build, restore, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH = 8  # De of the test table
@@ -261,6 +261,17 @@ def test_link_scores_what_the_evaluation_scored(run, setup, wn):
     assert [s.words for s in linked[0]] == list(found.spans[:8])
     assert [s.synsets for s in linked[0]] == list(found.synsets[:8])
     np.testing.assert_allclose(linked[0][0].priors, found.priors[0], rtol=1e-6)
+
+
+def test_restore_rebuilds_the_run_with_its_final_parameters(run, wn):
+    workdir, _ = run
+    setup, params = restore(workdir, wordnet=wn)
+    saved = read_state(workdir)["params"]
+    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(saved), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert setup.config.num_steps == 40
+    with pytest.raises(ConfigError, match="no config.json"):
+        restore(os.path.dirname(workdir) + "/nowhere", wordnet=wn)
 
 
 @pytest.mark.skipif(

@@ -46,6 +46,7 @@ import optax
 import tokenizers
 from tqdm import tqdm
 
+from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data import wordnet as wordnet_lib
 from kgjax.data import wordnet_examples, wsd
@@ -67,7 +68,7 @@ from kgjax.train.knowbert.step import (
 )
 from kgjax.train.optimizers import two_rate_optimizer
 
-__all__ = ["KnowBertRun", "SpanScores", "build", "train"]
+__all__ = ["KnowBertRun", "SpanScores", "build", "restore", "train"]
 
 _SUBSET = 0x5B  # salts the seeded subsets of sentences apart from the held-out split
 
@@ -337,6 +338,39 @@ def build(
         mask_id=mask_id,
         counts=counts,
     )
+
+
+def restore(
+    workdir: str, progress: bool = False, wordnet: wordnet_lib.WordNet | None = None
+) -> tuple[KnowBertRun, dict]:
+    """A trained run, rebuilt from its saved config, and its latest checkpoint's parameters.
+
+    Args:
+      workdir: a `knowbert` run's folder (config.json and checkpoints/).
+      wordnet: an already loaded WordNet (else read from the saved `data.data_dir`).
+
+    Returns:
+      (the run's `KnowBertRun`, its parameters: what `link` and the evaluation read).
+
+    Raises:
+      ConfigError: the folder holds no knowbert config or no checkpoint.
+    """
+    config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise ConfigError(f"{workdir}: no {workdir_lib.CONFIG_FILE}; not a run's folder")
+    config = kb_config.load(config_path)
+    if config.get("trainer") != "knowbert":
+        raise ConfigError(f"{config_path}: trainer {config.get('trainer')!r}, not 'knowbert'")
+    setup = build(config, progress, wordnet)
+    checkpointer = Checkpointer(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR))
+    try:
+        abstract = jax.eval_shape(lambda: setup.initial_state(_optimizer(config)))
+        state = checkpointer.restore(abstract)
+    except FileNotFoundError:
+        raise ConfigError(f"{workdir} holds no checkpoint") from None
+    finally:
+        checkpointer.close()
+    return setup, state.params
 
 
 def _language(nll: np.ndarray, hits: np.ndarray, weights: np.ndarray) -> dict:
