@@ -370,6 +370,29 @@ def test_real_bank(wn):
     assert wn.synset_of_key("accelerated%5:00:00:fast:01").pos == "s"
 
 
+def test_graph_folder_holds_out_synset_pairs_both_ways(tiny, tmp_path):
+    # Of the tiny graph's pairs only {bank_slope, bank_v} (a derivation stated both ways) can
+    # leave training with both synsets keeping a triple: slope, church, fine and well are
+    # in one pair each.
+    counts = wordnet.write_graph_folder(tiny, tmp_path, num_held_out_pairs=5, seed=3)
+    assert counts == {
+        "entities": 10, "relations": 5, "triples": {"train": 6, "valid": 0, "test": 2},
+        "held_out_pairs": 1,
+    }  # fmt: skip
+    read = {
+        split: [
+            tuple(line.split("\t")) for line in (tmp_path / f"{split}.txt").read_text().splitlines()
+        ]
+        for split in ("train", "valid", "test")
+    }
+    slope, verb = _id("bank_slope", "n"), _id("bank_v", "v")
+    assert sorted(read["test"]) == sorted(
+        [(slope, "derivationally_related_form", verb), (verb, "derivationally_related_form", slope)]
+    )
+    assert all({h, t} != {slope, verb} for h, _, t in read["train"])
+    assert {slope, verb} <= {e for h, _, t in read["train"] for e in (h, t)}
+
+
 def test_real_counts(wn):
     counts = collections.Counter(s.pos for s in wn.synsets.values())
     # WordNet 3.0's published counts (wnstats(7WN)); adjectives = heads + satellites.

@@ -699,6 +699,64 @@ class WordNet:
         return tuple(found)
 
 
+def write_graph_folder(
+    wordnet: WordNet,
+    folder: str | os.PathLike,
+    num_held_out_pairs: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Writes `WordNet.graph()` as a KGE dataset folder: train.txt, valid.txt, test.txt.
+
+    Lines are `head<TAB>relation<TAB>tail` with synset ids and pointer names, which any
+    `--config.data.path` reads. WordNet states most pointers in both directions (hypernym and
+    hyponym, meronym and holonym, ...), so a held-out triple whose mirror stayed in training
+    would be answered by that mirror (WN18's leak, which WN18RR removed). The held-out parts
+    are therefore drawn as unordered synset pairs: every triple between the two synsets,
+    either way round, leaves training together. A pair is drawn only while both synsets keep
+    a training triple. The first half of the drawn pairs goes to valid, the rest to test.
+
+    Args:
+      folder: created if missing; existing split files are overwritten.
+      num_held_out_pairs: synset pairs drawn out of training (seeded).
+
+    Returns:
+      {"entities", "relations", "triples": {split: count}, "held_out_pairs"}.
+    """
+    entities, relations, triples = wordnet.graph()
+    pairs, pair_of = np.unique(np.sort(triples[:, [0, 2]], axis=1), axis=0, return_inverse=True)
+    pair_of = pair_of.reshape(-1)
+    per_pair = np.bincount(pair_of, minlength=len(pairs))
+    # Training triples each synset is in (a self-loop counts once per end).
+    degree = np.bincount(triples[:, [0, 2]].reshape(-1), minlength=len(entities))
+    drawn = []
+    for p in np.random.default_rng(seed).permutation(len(pairs)):
+        if len(drawn) == num_held_out_pairs:
+            break
+        head, tail = pairs[p]
+        if head != tail and degree[head] > per_pair[p] and degree[tail] > per_pair[p]:
+            degree[head] -= per_pair[p]
+            degree[tail] -= per_pair[p]
+            drawn.append(p)
+    split_of_pair = np.zeros(len(pairs), np.int8)  # 0 train, 1 valid, 2 test
+    half = len(drawn) // 2
+    split_of_pair[drawn[:half]] = 1
+    split_of_pair[drawn[half:]] = 2
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for code, split in enumerate(("train", "valid", "test")):
+        part = triples[split_of_pair[pair_of] == code]
+        with open(folder / f"{split}.txt", "w") as f:
+            f.writelines(f"{entities[h]}\t{relations[r]}\t{entities[t]}\n" for h, r, t in part)
+        counts[split] = len(part)
+    return {
+        "entities": len(entities),
+        "relations": len(relations),
+        "triples": counts,
+        "held_out_pairs": len(drawn),
+    }
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pauses Python's cyclic garbage collector while a table is built.
