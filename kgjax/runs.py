@@ -108,14 +108,11 @@ def restore(workdir: str, devices=None) -> TrainedRun:
             rules=config.get("mesh", {}).get("rules", ()),
         )
         parts = build_lib.build(config, len(entities), len(relations), model=model, layout=layout)
-    checkpointer = Checkpointer(
-        os.path.join(workdir, CHECKPOINT_DIR), config.checkpoint.max_to_keep
-    )
-    step = checkpointer.latest_step()
-    if step is None:
-        raise RunError(f"{workdir}: no checkpoint in {checkpointer.directory}")
-    state = checkpointer.restore(parts.abstract_state(), step)
-    checkpointer.close()
+    try:
+        state, step = build_lib.restore_state(parts, workdir)
+    except FileNotFoundError:
+        directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+        raise RunError(f"{workdir}: no checkpoint in {directory}") from None
     return TrainedRun(
         workdir, config, entities, relations, parts.model, parts.layout, state.params, step,
         parts.inverse_offset,

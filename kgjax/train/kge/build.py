@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 
 import jax
 import ml_collections
 import numpy as np
 import optax
 
+from kgjax import config as config_lib
+from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data.triples import KGDataset
 from kgjax.evaluation.link_prediction import Evaluator
 from kgjax.models import kge as kge_models
+from kgjax.models.kge.base import Params
 from kgjax.parallel.layout import DEFAULT_AXES, Layout
 from kgjax.text.features import sentence_features
+from kgjax.train.kge import config as kge_config
 from kgjax.train.kge import negatives
+from kgjax.train.kge.distillation import DistillationSettings
 from kgjax.train.kge.state import TrainData, TrainState
 from kgjax.train.kge.step import StepSettings, make_train_chunk
 from kgjax.train.optimizers import make_optimizer
+from kgjax.train.workdir import CHECKPOINT_DIR, CONFIG_FILE, VOCAB_FILE
 
 
 def load_dataset(data: ml_collections.ConfigDict) -> KGDataset:
@@ -100,7 +108,8 @@ class KGEBuild:
       layout: where every array lives (mesh, padded and split tables).
       sampler: the negative sampler (`kgjax.train.kge.negatives`).
       optimizer, schedule: the optax transformation and its learning-rate schedule.
-      settings: the step's static settings.
+      settings: the step's static settings, without a distillation teacher's (`train_chunk`
+        reads the teacher only when training, so that a distilled run reads back without it).
       config: the run's config (read for the data and text sections by `train_data`).
     """
 
@@ -129,7 +138,8 @@ class KGEBuild:
         return self.sampler.features(dataset.num_entities, config.seed, sentences)
 
     def train_data(self, dataset: KGDataset) -> TrainData:
-        """The training split, its index and the sampler's features on the layout's devices."""
+        """The training split, its index, the sampler's features and the distillation
+        teacher's parameters (if any) on the layout's devices."""
         config = self.config
         return TrainData.from_dataset(
             dataset,
@@ -138,16 +148,80 @@ class KGEBuild:
             self.layout,
             reciprocal=config.training.reciprocal,
             queries=config.training.regime == "KvsAll",
+            teacher=self.teacher_params(dataset),
         )
 
     def train_chunk(self, length: int):
         """The jitted call running `length` steps: fn(state, data, root_key) -> (state,
         metrics [length]); the state is donated and keeps its shardings."""
         state_sharding = jax.tree.map(lambda x: x.sharding, self.abstract_state())
+        settings = self.settings
+        if self.config.distillation.teacher_workdir:
+            settings = dataclasses.replace(settings, distillation=self.distillation())
         return make_train_chunk(
-            self.model, self.sampler, self.optimizer, self.schedule, self.settings, length,
+            self.model, self.sampler, self.optimizer, self.schedule, settings, length,
             self.layout, state_sharding,
         )  # fmt: skip
+
+    def distillation(self, dataset: KGDataset | None = None) -> DistillationSettings | None:
+        """The distillation's static settings with the teacher's model, from the teacher's
+        saved config (`config.distillation`); None without a teacher.
+
+        Args:
+          dataset: when given, the teacher's entities and relations must be its own.
+
+        Raises:
+          ConfigError: naming `distillation.teacher_workdir`: no finished KGE run there, or
+            one over other entities or relations; naming `mesh.axes`: a 1vsAll or KvsAll
+            student whose entity table is split (its [B, V] scores are never gathered).
+        """
+        section = self.config.distillation
+        if not section.teacher_workdir:
+            return None
+        if self.config.training.regime != "negative_sampling" and self.layout.size("entity") > 1:
+            raise ConfigError(
+                f"config.mesh.axes: distillation in {self.config.training.regime} needs the "
+                "entity table whole on each device (model axis 1)"
+            )
+        teacher = _teacher_config(section.teacher_workdir, dataset)
+        num_relations = self.model.num_relations
+        if self.config.training.reciprocal:
+            num_relations //= 2
+        teacher_relations = num_relations * (2 if teacher.training.reciprocal else 1)
+        return DistillationSettings(
+            teacher=make_model(teacher.model, self.model.num_entities, teacher_relations),
+            teacher_reciprocal=bool(teacher.training.reciprocal),
+            num_relations=num_relations,
+            temperature=section.temperature,
+            weight=section.weight,
+            soft_label_weighting=section.soft_label_weighting,
+        )
+
+    def teacher_params(self, dataset: KGDataset) -> Params | None:
+        """The distillation teacher's parameters from its latest checkpoint, replicated on this
+        run's devices and outside any optimizer state; None without a teacher.
+
+        Raises:
+          ConfigError: as `distillation`, or no checkpoint in the teacher's workdir.
+        """
+        settings = self.distillation(dataset)
+        if settings is None:
+            return None
+        workdir = self.config.distillation.teacher_workdir
+        model = settings.teacher
+        devices = list(self.layout.mesh.devices.flat)
+        layout = Layout.create(model.num_entities, model.num_relations, DEFAULT_AXES, devices)
+        parts = build(
+            _teacher_config(workdir), dataset.num_entities, dataset.num_relations,
+            model=model, layout=layout,
+        )  # fmt: skip
+        try:
+            state, _ = restore_state(parts, workdir)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config.distillation.teacher_workdir: {workdir} holds no checkpoint"
+            ) from None
+        return state.params
 
     @property
     def inverse_offset(self) -> int | None:
@@ -195,3 +269,55 @@ def build(
         settings=step_settings(config),
         config=config,
     )
+
+
+def restore_state(parts: KGEBuild, workdir: str) -> tuple[TrainState, int]:
+    """The latest checkpoint of the run in `workdir`, onto `parts`' layout.
+
+    Returns:
+      (the state, its step).
+
+    Raises:
+      FileNotFoundError: no checkpoint in the workdir.
+    """
+    checkpointer = Checkpointer(
+        os.path.join(workdir, CHECKPOINT_DIR), parts.config.checkpoint.max_to_keep
+    )
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{checkpointer.directory}: no checkpoint")
+        return checkpointer.restore(parts.abstract_state(), step), step
+    finally:
+        checkpointer.close()
+
+
+def _teacher_config(workdir: str, dataset: KGDataset | None = None) -> ml_collections.ConfigDict:
+    """The saved config of the KGE run a distillation teacher names, its vocabulary checked
+    against `dataset` when given.
+
+    Raises:
+      ConfigError: naming `distillation.teacher_workdir`.
+    """
+    key = "config.distillation.teacher_workdir"
+    paths = {name: os.path.join(workdir, name) for name in (CONFIG_FILE, VOCAB_FILE)}
+    for name, path in paths.items():
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"{key}: {workdir} has no {name}; is it a finished `kgjax train` run?"
+            )
+    family = config_lib.load(paths[CONFIG_FILE], {"trainer": "kge"}).trainer
+    if family != "kge":
+        raise ConfigError(f"{key}: {workdir} is a {family!r} run, not a KGE one")
+    if dataset is not None:
+        with open(paths[VOCAB_FILE]) as f:
+            vocab = json.load(f)
+        entities, relations = tuple(vocab["entities"]), tuple(vocab["relations"])
+        if entities != dataset.entities.names or relations != dataset.relations.names:
+            raise ConfigError(
+                f"{key}: {workdir} was trained on other entity or relation ids "
+                f"({len(entities)} entities, {len(relations)} relations) than {dataset.name!r} "
+                f"({dataset.num_entities}, {dataset.num_relations}); teacher and student must "
+                "share the dataset's ids"
+            )
+    return kge_config.load(paths[CONFIG_FILE])

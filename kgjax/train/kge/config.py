@@ -2,7 +2,7 @@
 
 Configs under `configs/` call `kge_config(...)` with their reference hyper-parameters, so
 every KGE training config has the same keys in the same order (seed, data, model, text,
-optimizer, loss, negatives, loop cadences, mesh, evaluation, checkpoint) and is locked: a
+optimizer, loss, negatives, distillation, loop cadences, mesh, evaluation, checkpoint) and is locked: a
 misspelt key is an error, both on the command line and in Python. Each component reads its
 own section (`make_sampler(config.negatives)`, `make_optimizer(config.optimizer, ...)`).
 """
@@ -20,6 +20,7 @@ from kgjax.parallel.placement import parse_rules
 from kgjax.text.encode import POOLINGS
 from kgjax.text.projection import INITS, PROJECTIONS
 from kgjax.train import host_loop
+from kgjax.train.kge.distillation import SOFT_LABEL_WEIGHTINGS
 from kgjax.train.kge.step import REGIMES
 
 SAMPLERS = ("uniform", "self_adversarial", "mmrns")
@@ -156,6 +157,14 @@ def kge_config(
     c.negatives.mmrns.visual = "none"
     c.negatives.mmrns.num_regions = 24
     c.negatives.mmrns.visual_width = 383
+
+    # Teacher-to-student distillation (kgjax.train.kge.distillation): the student also matches
+    # a finished run's scores of the step's candidates. Off without a teacher.
+    c.distillation = ml_collections.ConfigDict()
+    c.distillation.teacher_workdir = ""  # a finished KGE run on the same dataset ids; "": off
+    c.distillation.temperature = 1.0  # T of both softmaxes; the KL term is scaled by T^2
+    c.distillation.weight = 0.5  # a: (1 - a) hard-label loss + a T^2 KL
+    c.distillation.soft_label_weighting = "none"  # none: a on every row | dualde: per row
 
     c.batch_size = batch_size
     c.num_steps = num_steps
@@ -303,6 +312,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
     check(config.text.max_length >= 3, "text.max_length", "at least 3 (two special tokens)")
     check(config.text.ridge_l2 >= 0, "text.ridge_l2", "0 (chosen by cross-validation) or > 0")
+    distill = config.distillation
+    check(
+        distill.soft_label_weighting in SOFT_LABEL_WEIGHTINGS,
+        "distillation.soft_label_weighting",
+        f"one of {SOFT_LABEL_WEIGHTINGS}",
+    )
+    check(distill.temperature > 0, "distillation.temperature", "must be positive")
+    check(0 <= distill.weight <= 1, "distillation.weight", "in [0, 1]")
+    if distill.teacher_workdir:
+        check(
+            config.negatives.sampler != "mmrns",
+            "negatives.sampler",
+            "not mmrns with a distillation teacher (its draw reads the student's scores, so "
+            "the teacher could not score the same negatives)",
+        )
 
 
 # The host loop's length and cadences, and steps per device call, from the top-level keys.
@@ -329,6 +353,12 @@ ADDED_KEYS = {
     "optimizer.adagrad_epsilon": 1e-7,
     "negatives.shared_chunk_size": 0,
     "negatives.self_negative": False,
+    "distillation": {
+        "teacher_workdir": "",
+        "temperature": 1.0,
+        "weight": 0.5,
+        "soft_label_weighting": "none",
+    },
 }
 
 

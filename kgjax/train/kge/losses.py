@@ -29,14 +29,9 @@ def negative_sampling_loss(
     Returns:
       (loss scalar, {"positive_loss", "negative_loss"}).
     """
-    if adversarial_temperature is None:
-        negative_terms = jnp.mean(jax.nn.log_sigmoid(-negative_scores), axis=1)
-    else:
-        adversarial = jax.lax.stop_gradient(
-            jax.nn.softmax(negative_scores * adversarial_temperature, axis=1)
-        )
-        negative_terms = jnp.sum(adversarial * jax.nn.log_sigmoid(-negative_scores), axis=1)
-    positive_terms = jax.nn.log_sigmoid(positive_scores)
+    positive_terms, negative_terms = negative_sampling_terms(
+        positive_scores, negative_scores, adversarial_temperature
+    )
     if weights is None:
         positive_loss = -jnp.mean(positive_terms)
         negative_loss = -jnp.mean(negative_terms)
@@ -46,6 +41,29 @@ def negative_sampling_loss(
         negative_loss = -jnp.sum(weights * negative_terms) / total
     loss = (positive_loss + negative_loss) / 2
     return loss, {"positive_loss": positive_loss, "negative_loss": negative_loss}
+
+
+def negative_sampling_terms(
+    positive_scores: jax.Array,
+    negative_scores: jax.Array,
+    adversarial_temperature: float | None,
+) -> tuple[jax.Array, jax.Array]:
+    """Each row's log-likelihoods: log sigmoid(s+) and sum_k w_k log sigmoid(-s_k).
+
+    Args: as `negative_sampling_loss`.
+
+    Returns:
+      (positive terms float [B], negative terms float [B]); a row's loss is minus their
+      mean.
+    """
+    if adversarial_temperature is None:
+        negative_terms = jnp.mean(jax.nn.log_sigmoid(-negative_scores), axis=1)
+    else:
+        adversarial = jax.lax.stop_gradient(
+            jax.nn.softmax(negative_scores * adversarial_temperature, axis=1)
+        )
+        negative_terms = jnp.sum(adversarial * jax.nn.log_sigmoid(-negative_scores), axis=1)
+    return jax.nn.log_sigmoid(positive_scores), negative_terms
 
 
 def l3_regularizer(params: Params) -> jax.Array:

@@ -120,6 +120,9 @@ class TrainData:
       features: fixed per-entity arrays a sampler or model reads (e.g. MMRNS's text and
         visual features, [V, ...] each); {} when none are needed (replicated).
       num_triples: n, the real rows of `triples` (None: all of them).
+      teacher: the frozen distillation teacher's parameters (`kgjax.train.kge.distillation`),
+        read by the step and never trained: they are not in the optimizer state; None
+        without a teacher (replicated).
     """
 
     triples: jax.Array
@@ -127,6 +130,7 @@ class TrainData:
     index: DeviceTripleIndex
     features: dict[str, jax.Array]
     num_triples: int | None = struct.field(pytree_node=False, default=None)
+    teacher: Params | None = None
 
     @property
     def size(self) -> int:
@@ -142,6 +146,7 @@ class TrainData:
         layout: Layout | None = None,
         reciprocal: bool = False,
         queries: bool = False,
+        teacher: Params | None = None,
     ) -> TrainData:
         """The training split on the layout's devices (default: the default device).
 
@@ -151,6 +156,7 @@ class TrainData:
           subsampling: RotatE's frequency weights (else ones); with `queries`, always ones.
           reciprocal: add (t, r + R, h) for every training triple (R relations become 2R).
           queries: the examples are KvsAll's distinct queries instead of the triples.
+          teacher: the distillation teacher's parameters, already on the layout's devices.
         """
         train = np.asarray(dataset.train, np.int32)
         if reciprocal:
@@ -172,6 +178,7 @@ class TrainData:
                 index=index,
                 features={key: jnp.asarray(value) for key, value in features.items()},
                 num_triples=len(train),
+                teacher=teacher,
             )
         return cls(
             triples=layout.put(np.asarray(train, np.int32), "triples", None),
@@ -179,6 +186,7 @@ class TrainData:
             index=layout.replicate(index),
             features=layout.replicate(features),
             num_triples=len(train),
+            teacher=teacher,
         )
 
 

@@ -27,7 +27,8 @@ from kgjax.ops import sampling
 from kgjax.ops.permutation import shuffled_positions
 from kgjax.parallel.layout import Layout, RowTap, TableView, shard_map
 from kgjax.train import row_sparse
-from kgjax.train.kge import losses
+from kgjax.train.kge import distillation, losses
+from kgjax.train.kge.distillation import DistillationSettings
 from kgjax.train.kge.negatives import SampleContext, with_self_negative
 from kgjax.train.kge.state import TrainData, TrainState
 
@@ -59,6 +60,8 @@ class StepSettings:
     relation_dropout: float = 0.0  # config.training.relation_dropout
     entity_weight: float = 1.0  # config.loss.entity_weight (n3)
     relation_weight: float = 1.0  # config.loss.relation_weight (n3)
+    # config.distillation with its teacher's model; None: no teacher (data.teacher is None).
+    distillation: DistillationSettings | None = None
 
 
 def select_batch(
@@ -119,6 +122,10 @@ def train_step(
 ):
     """One optimizer step: negative sampling, 1vsAll or KvsAll (`settings.regime`).
 
+    With `settings.distillation` the loss also pulls the student's scores of the step's
+    candidates towards those of the frozen teacher whose parameters are `data.teacher`
+    (`kgjax.train.kge.distillation`).
+
     Args:
       layout: the mesh the state and data live on; None: one device, nothing split.
 
@@ -175,12 +182,30 @@ def train_step(
         )
         if settings.self_negative:
             negative_scores = with_self_negative(negative_scores, bound, context, head, tail)
-        loss, parts = losses.negative_sampling_loss(
-            positive_scores,
-            negative_scores,
-            weights if settings.subsampling else None,
-            settings.adversarial_temperature,
-        )
+        if settings.distillation is None:
+            loss, parts = losses.negative_sampling_loss(
+                positive_scores,
+                negative_scores,
+                weights if settings.subsampling else None,
+                settings.adversarial_temperature,
+            )
+        else:
+            teacher_scores = distillation.teacher_negative_sampling_scores(
+                settings.distillation, data.teacher, sampler, sampler_params, context,
+                settings.self_negative, settings.reciprocal,
+            )  # fmt: skip
+            positive_terms, negative_terms = losses.negative_sampling_terms(
+                positive_scores, negative_scores, settings.adversarial_temperature
+            )
+            scores = jnp.concatenate([positive_scores[:, None], negative_scores], axis=1)
+            loss, parts = distillation.distillation_loss(
+                -(positive_terms + negative_terms) / 2,
+                scores,
+                teacher_scores,
+                jnp.zeros(scores.shape).at[:, 0].set(1.0),  # the positive is the true one
+                weights if settings.subsampling else None,
+                settings.distillation,
+            )
         if settings.regularizer == "l3":
             regularization = settings.regularization * losses.l3_regularizer(params)
         elif settings.regularizer == "n3":
@@ -265,9 +290,14 @@ def _all_entities_loss(
     the BCE sum) is combined across the shards (`_split_table_losses`); the table is never
     gathered.
 
+    With `settings.distillation` (never on a split table) each row's loss is mixed with the
+    KL to the frozen teacher's distribution over the same V entities
+    (`distillation.distillation_loss`; the teacher's parameters are `data.teacher`).
+
     Returns:
-      (loss, metrics {"data_loss", "regularization"}, the model's batch-norm running
-      statistics after this batch or None).
+      (loss, metrics {"data_loss", "regularization"} and, distilling, "hard_loss",
+      "distillation_loss", "soft_label_weight"; the model's batch-norm running statistics
+      after this batch or None).
     """
     entity, relation = tables["entity"], tables["relation"]
     num_entities = model.num_entities
@@ -309,13 +339,27 @@ def _all_entities_loss(
     elif settings.regime == "KvsAll":
         scores = model.match_all(query, candidates)  # [B, V]
         rows = jnp.arange(scores.shape[0])[:, None]
-        targets = jnp.zeros(scores.shape).at[rows, answers].max(valid.astype(scores.dtype))
+        labels = jnp.zeros(scores.shape).at[rows, answers].max(valid.astype(scores.dtype))
+        targets = labels
         if settings.label_smoothing:
-            targets = (1.0 - settings.label_smoothing) * targets + 1.0 / num_entities
-        data_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(scores, targets))
+            targets = (1.0 - settings.label_smoothing) * labels + 1.0 / num_entities
+        entries = optax.sigmoid_binary_cross_entropy(scores, targets)
+        data_loss = jnp.mean(entries)
+        row_losses = jnp.mean(entries, axis=1)
     else:
         scores = model.match_all(query, candidates)  # [B, V]
-        data_loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(scores, answers))
+        row_losses = optax.softmax_cross_entropy_with_integer_labels(scores, answers)
+        data_loss = jnp.mean(row_losses)
+        labels = jax.nn.one_hot(answers, num_entities, dtype=scores.dtype)
+    distilled = {}
+    if settings.distillation is not None:  # never with a split table (`KGEBuild.teacher`)
+        teacher_scores = distillation.teacher_all_scores(
+            settings.distillation, data.teacher, anchors, relation_ids, predict_tail,
+            settings.reciprocal,
+        )  # fmt: skip
+        data_loss, distilled = distillation.distillation_loss(
+            row_losses, scores, teacher_scores, labels, None, settings.distillation
+        )
     if settings.regularizer == "n3":
         regularization = _n3(model, settings, tables, regularized)
     elif settings.regularizer == "l3":
@@ -324,7 +368,7 @@ def _all_entities_loss(
         )
     else:
         regularization = jnp.float32(0.0)
-    metrics = {"data_loss": data_loss, "regularization": regularization}
+    metrics = {"data_loss": data_loss, "regularization": regularization, **distilled}
     return data_loss + regularization, metrics, batch_stats
 
 

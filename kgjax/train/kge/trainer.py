@@ -1,6 +1,7 @@
 """The KGE trainer: negative-sampling training of a KGE model on the shared host loop.
 
-  config -> validate -> dataset -> build (model, layout, sampler, optimizer) -> workdir
+  config -> validate -> dataset -> build (model, layout, sampler, optimizer, any distillation
+  teacher) -> workdir
   -> host_loop.run(family) -> final filtered evaluation (+ inductive) -> results.json
 
 The run spans the mesh of `config.mesh` (see `kgjax.parallel`): the state is created or
@@ -97,6 +98,7 @@ def train(
             f"config.batch_size: {config.batch_size} does not split over the "
             f"{layout.size('batch')} devices of mesh {dict(layout.mesh.shape)}"
         )
+    parts.distillation(dataset)  # a missing or mismatched teacher fails before any write
     workdir_lib.claim(workdir, config, kge_config.load, kge_config.differences)
     _check_vocabulary(workdir, dataset)
 
