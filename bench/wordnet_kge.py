@@ -66,6 +66,19 @@ def full_table(names: np.ndarray, vectors: np.ndarray, synsets: list[str]) -> np
     return table
 
 
+def epoch_steps(graph: str, config) -> int:
+    """Steps of an epoch: over the distinct (head, relation) queries with their inverses for
+    KvsAll, over the training triples with their inverses for 1vsAll."""
+    with open(os.path.join(graph, "train.txt")) as f:
+        triples = [line.rstrip("\n").split("\t") for line in f]
+    if config.training.regime == "KvsAll":
+        queries = {(h, r) for h, r, _ in triples} | {(t, r + "^-1") for _, r, t in triples}
+        count = len(queries)
+    else:
+        count = len(triples) * (2 if config.training.reciprocal else 1)
+    return -(-count // config.batch_size)
+
+
 def main(argv) -> None:
     del argv
     row = _ROW.value
@@ -116,12 +129,13 @@ def main(argv) -> None:
         "wall_seconds_this_invocation": wall,
         "machine": machine(),
     }
-    steps_per_epoch = 3_470
+    steps_per_epoch = epoch_steps(_GRAPH.value, config)
     markdown = (
         f"# TuckER on the WordNet 3.0 graph (KnowBERT-W's structural entity table)\n\n"
         f"`{payload['command']}` (config `{payload['config']}`, "
         f"{results['steps']:,} steps of {config.batch_size}: "
-        f"{results['steps'] / steps_per_epoch:.2f} epochs of 3,470 steps; "
+        f"{results['steps'] / steps_per_epoch:.2f} epochs of {steps_per_epoch:,} steps "
+        f"({config.training.regime}); "
         f"{results['train_seconds'] / 60:.1f} min of training, "
         f"{results['steps_per_second'] or float('nan'):.2f} steps/s) on {payload['machine']['device']} "
         f"({payload['machine']['cpu_count']} cores), jax {payload['machine']['jax']}.\n\n"
