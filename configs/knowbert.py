@@ -16,7 +16,7 @@ The plain encoder on the same sentences and budget (masked-token loss only, no K
   kgjax train --config=configs/knowbert.py:wordnet_mlm --workdir=runs/knowbert_wordnet_mlm
 
 Rows. `wordnet` is a CPU-sized cut (2 cores): 8,000 training sentences of the 45,000, 1,000
-held-out ones, 1,000 steps of 16 sentences (2 epochs), a table row for every WordNet synset
+held-out ones, 500 steps of 16 sentences (1 epoch), a table row for every WordNet synset
 (117,659 glosses at 32 word pieces, encoded once and cached: about 10 minutes on the 2 cores;
 every row is needed to link new text, e.g. the WSD sets). `wordnet_gpu` is the full-size run
 for one accelerator: every gloss example, glosses at 64 word pieces, 20,000 steps of 64
@@ -32,8 +32,8 @@ from kgjax.train.knowbert.config import knowbert_config
 
 # name: (steps, sentences per step, training sentences (0: all), held-out (0: all), table rows)
 ROWS = {
-    "wordnet": (1000, 16, 8000, 1000, "all"),
-    "wordnet_mlm": (1000, 16, 8000, 1000, "all"),
+    "wordnet": (500, 16, 8000, 1000, "all"),
+    "wordnet_mlm": (500, 16, 8000, 1000, "all"),
     "wordnet_gpu": (20000, 64, 0, 0, "all"),
     "wordnet_gpu_mlm": (20000, 64, 0, 0, "all"),
 }
