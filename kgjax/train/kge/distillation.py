@@ -27,8 +27,8 @@ Soft-label weighting, a_b:
     this is our reading of that rule for a listwise KL: c_b, the probability the teacher
     (temperature 1) gives the row's true candidates (the positive; the answer; KvsAll's known
     answers), and a_b = min(1, weight c_b / mean_b' c_b'). The batch's mean soft weight stays
-    `weight`, so "none" and "dualde" compare at equal distillation strength; only its spread
-    over the rows differs. DualDE's second stage (the teacher adapting to the student) is not
+    `weight` (less where rows clip at 1), so "none" and "dualde" compare at about equal
+    distillation strength; mainly its spread over the rows differs. DualDE's second stage (the teacher adapting to the student) is not
     implemented: the teacher stays frozen.
 
 Shapes: B batch, C candidates per row (1 + K, or V), K negatives, V entities.
