@@ -63,14 +63,15 @@ Writes <workdir>/wsd.json per run, appends each to <out>.runs.jsonl (an invocati
 runs already there at the same step), and <out>.{json,md}: mean ± sample standard deviation
 over the runs.
 
-Published, for context: Peters et al. (EMNLP 2019), Table 2 "Fine-grained WSD F1" (as
-transcribed in public study notes; the paper's own text was not in the reference corpus):
-WordNet first-sense baseline 65.2, ELMo 69.2, BERT-base 73.1, BERT-large 73.9, KnowBert-
-WordNet 74.9, KnowBert-W+W 75.1. KnowBert-W is BERT-base (12 layers, KAR after layer 10) with
-TuckER + GenSen entity embeddings, its linker trained on SemCor and WordNet's examples, and
-scored with the gold lemma and part of speech (allenai/kb's bin/evaluate_wsd_official.py)
-on Raganato et al.'s unified sets; ours is a 6-layer MiniLM whose linker saw only WordNet's
-gloss examples, for 1,000 steps on 2 CPU cores: the figures are not comparable.
+Published, for context: Peters et al. (EMNLP 2019), Table 2 "Fine-grained WSD F1", read
+from a public transcription of the table (the paper's own text was not in the reference
+corpus): WordNet first-sense baseline 65.2, ELMo 69.2, BERT-base 73.1, BERT-large 73.9,
+KnowBert-WordNet 74.9, KnowBert-W+W 75.1, on Raganato et al.'s ALL set. KnowBert-W is
+BERT-base (12 layers, KAR after layer 10) with TuckER + GenSen entity embeddings, its linker
+trained on SemCor and WordNet's examples, and answers with candidates from the gold lemma and
+part of speech (allenai/kb's bin/evaluate_wsd_official.py); ours is a 6-layer MiniLM whose
+linker saw only WordNet's gloss examples, for 1,000 steps on 2 CPU cores, on two of ALL's
+five sets: the figures are not comparable.
 """
 
 from __future__ import annotations
@@ -99,11 +100,21 @@ from kgjax.train.knowbert.trainer import KnowBertRun, SpanScores, restore
 from common import finished_results, machine, read_runs_log, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ("kar", "mfs", "text")
 FILTERS = ("none", "pos", "lemma")
+HEADLINE_FILTER = "lemma"  # wsd.json's "sets": the standard setting, lemma and tag given
 CONTEXTS = ("sentence", "window")
 ALL = "all"  # both sets' terms scored together
 SET_NAMES = {"senseval2": "Senseval-2", "semeval2007_task17": "SemEval-2007", ALL: "ALL (both)"}
+# Peters et al. (EMNLP 2019), Table 2, as the module docstring says where it comes from.
+PUBLISHED = (
+    "Published, for context (Peters et al., EMNLP 2019, Table 2, fine-grained WSD F1 on "
+    "Raganato et al.'s ALL: Senseval-2, -3, SemEval-2007, -2013, -2015; lemma and part of "
+    "speech given; read from a public transcription of the table): WordNet first sense "
+    "65.2, BERT-base 73.1, KnowBert-WordNet 74.9 "
+    "(BERT-base, 12 layers; linker trained on SemCor and WordNet's examples). Not comparable: "
+    "here a 6-layer MiniLM, a linker trained on WordNet's gloss examples only, 1,000 steps on "
+    "2 CPU cores, and ALL is Senseval-2 + SemEval-2007."
+)
 DEFAULT_WORKDIRS = ",".join(f"runs/knowbert_wordnet_s{seed}" for seed in range(3))
 _LENGTH_STEP = 8  # the sentence context's L is rounded up to a multiple of this
 
@@ -358,18 +369,17 @@ def _link_sentences(setup, params, words, budgets):
 
 
 def _contexts(setup, params, context, sites, words, candidates, pieces, budgets):
-    """Per set, per site: its span's `SpanScores` (None where it has none) and the text the
-    text-only linker embeds for it."""
+    """Per set, per site: its span's `SpanScores` and the text the text-only linker embeds
+    for it (None, None where the span has no candidates)."""
     if context == "sentence":
         linked = _link_sentences(setup, params, words, budgets)
-        texts = [" ".join(w) for w in words]
-        return {
-            name: [
-                (_at(linked[s.sentence], s.span) if s.candidates else None, texts[s.sentence])
-                for s in rows
-            ]
-            for name, rows in sites.items()
-        }
+        out = {}
+        for name, rows in sites.items():
+            out[name] = []
+            for s in rows:
+                found = _at(linked[s.sentence], s.span) if s.candidates else None
+                out[name].append((found, " ".join(words[s.sentence]) if found else None))
+        return out
     data = setup.config.data
     windows = {}  # (set, site) -> (first, last)
     for name, rows in sites.items():
@@ -379,19 +389,19 @@ def _contexts(setup, params, context, sites, words, candidates, pieces, budgets)
                     pieces[s.sentence], candidates[s.sentence].spans, s.span,
                     data.max_length - 2, data.max_spans,
                 )  # fmt: skip
-    texts = [words[sites[name][i].sentence][a : b + 1] for (name, i), (a, b) in windows.items()]
-    linked = dict(zip(windows, setup.link(params, texts), strict=True))
+    parts = [words[sites[name][i].sentence][a : b + 1] for (name, i), (a, b) in windows.items()]
+    linked = dict(zip(windows, setup.link(params, parts), strict=True))
     out = {}
     for name, rows in sites.items():
         out[name] = []
         for i, s in enumerate(rows):
             if (name, i) not in windows:
-                out[name].append((None, ""))
+                out[name].append((None, None))
                 continue
             first, last = windows[name, i]
-            span = (s.span[0] - first, s.span[1] - first)
-            words_there = words[s.sentence][first : last + 1]
-            out[name].append((_at(linked[name, i], span), " ".join(words_there)))
+            found = _at(linked[name, i], (s.span[0] - first, s.span[1] - first))
+            text = " ".join(words[s.sentence][first : last + 1])
+            out[name].append((found, text if found else None))
     return out
 
 
@@ -406,8 +416,9 @@ def evaluate_run(
 
     Returns:
       {"scores": {system: {filter: {set or "all": `wsd.Scores` as a dict}}}, "mapping":
-      {set: counts of the term-to-span mapping}, "held_out", "table", "budgets",
-      "agreement", "steps", "seconds"}.
+      {set: counts of the term-to-span mapping}, "sets": {set: {"kar", "mfs", "text",
+      "mfs_lemma": scores}} (sentence context, lemma filter), "held_out", "table",
+      "budgets", "agreement", "steps", "seconds"}.
     """
     start = time.perf_counter()
     setup, params = restore(workdir, wordnet=wordnet)
@@ -481,7 +492,7 @@ def evaluate_run(
     for context in contexts:
         started = time.perf_counter()
         per_site = _contexts(setup, params, context, sites, words, candidates, pieces, budgets)
-        texts = sorted({text for rows in per_site.values() for _, text in rows})
+        texts = sorted({text for rows in per_site.values() for _, text in rows if text})
         vectors = dict(
             zip(
                 texts,
@@ -540,9 +551,24 @@ def evaluate_run(
             "run": {"max_length": data.max_length, "max_spans": data.max_spans},
             "sentence": {"max_length": budgets[0], "max_spans": budgets[1]},
         },
+        "sets": _headline(scores, contexts[0] if "sentence" not in contexts else "sentence"),
         "steps": int(results.get("steps", -1)),
         "seconds": seconds,
     }  # fmt: skip
+
+
+def _headline(scores: dict, context: str) -> dict:
+    """{set: {system: scores}} in the standard WSD setting (the term's lemma and part of
+    speech given: the lemma filter) and whole sentences: the block bench/knowbert_wordnet.py
+    reads from wsd.json."""
+    systems = {"kar": f"kar_{context}", "mfs": "mfs", "text": f"text_{context}"}
+    sets = {}
+    for short, system in systems.items():
+        for name, block in scores[system][HEADLINE_FILTER].items():
+            sets.setdefault(name, {})[short] = block
+    for name, block in scores["mfs_lemma"]["none"].items():
+        sets[name]["mfs_lemma"] = block
+    return sets
 
 
 def _scores(by_set: Mapping[str, list], terms: Mapping[str, list]) -> dict:
@@ -653,6 +679,8 @@ def markdown(summary: dict, runs: Sequence[dict], meta: dict) -> str:
         + " terms (ties between lemmas, or a sense beyond the span's 30 candidates).",
         "",
         "Runs: " + ", ".join(f"{r['workdir']} (step {r['steps']}, {r['seconds']['total']:.0f} s)" for r in runs) + ".",
+        "",
+        PUBLISHED,
         "",
         f"{meta['device']} ({meta['cpu_count']} cores), jax {meta['jax']}, Python {meta['python']}; "
         f"`{meta['command']}`",
