@@ -85,6 +85,7 @@ from kgjax.data.triples import DataError
 NAME_FILE = descriptions.ENTITY_SOURCES["kg-bert"]
 WIKIDATA_FILE = descriptions.ENTITY_SOURCES["wikidata"]
 RULES = ("unique", "adjacency", "degree")
+ALIAS_SOURCES = ("kg-bert name", "wikidata label", "wikidata alias")
 # English function words; an alias made of these (and numbers) only would match everywhere.
 STOP_WORDS = frozenset({
     "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
@@ -144,7 +145,7 @@ class AliasTable:
             if (entity, alias) in seen:
                 continue
             seen.add((entity, alias))
-            written = _tokens(alias)
+            written = normalised_tokens(alias)
             kind = _kind(alias, written)
             if kind == "acronym":
                 exact[tuple(written)].add(entity)
@@ -166,10 +167,13 @@ class AliasTable:
 
     def candidates(self, mention: str) -> tuple[str, ...]:
         """The entities a whole string, as written in a text, may denote (sorted)."""
-        written = tuple(_tokens(mention))
-        folded = tuple(t.casefold() for t in written)
+        return self.lookup(normalised_tokens(mention))
+
+    def lookup(self, written: Sequence[str]) -> tuple[str, ...]:
+        """The entities that a run of tokens as written (`normalised_tokens`) may denote (sorted)."""
+        written = tuple(written)
         found = set(self.exact.get(written, ()))
-        for caps, entities in self.folded.get(folded, {}).items():
+        for caps, entities in self.folded.get(tuple(t.casefold() for t in written), {}).items():
             if all(_capital(written[i]) for i in caps):
                 found.update(entities)
         return tuple(sorted(found))
@@ -235,8 +239,13 @@ class TrainingGraph:
         return cls({k: frozenset(v) for k, v in neighbours.items()}, dict(degree))
 
 
-def _tokens(text: str) -> list[str]:
-    """The text's tokens, normalised but not case-folded."""
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) character offsets of the text's tokens (module docstring)."""
+    return [m.span() for m in _TOKEN.finditer(text)]
+
+
+def normalised_tokens(text: str) -> list[str]:
+    """The text's tokens, normalised but not case-folded (module docstring)."""
     return [_normalise_token(m.group()) for m in _TOKEN.finditer(text)]
 
 
@@ -311,16 +320,32 @@ def read_aliases(dataset_dir: str | os.PathLike, keys: Sequence[str]) -> AliasTa
       DataError: neither file is there, or one is malformed (the file, and the line or the
         entry, named).
     """
+    pairs = read_alias_pairs(dataset_dir, keys)
+    return AliasTable.build(pair for source in ALIAS_SOURCES for pair in pairs[source])
+
+
+def read_alias_pairs(
+    dataset_dir: str | os.PathLike, keys: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """The (entity key, alias) pairs `read_aliases` builds its table from, by source.
+
+    Args and Raises: as `read_aliases`.
+
+    Returns:
+      {source: pairs} for each of `ALIAS_SOURCES` ("kg-bert name" without its "-GB"/"-US"
+      suffix, "wikidata label", "wikidata alias"), in file order, not yet normalised; a
+      source whose file is absent has no pairs.
+    """
     folder = pathlib.Path(dataset_dir)
     wanted = set(keys)
-    pairs = []
+    pairs = {source: [] for source in ALIAS_SOURCES}
     names, wikidata = folder / NAME_FILE, folder / WIKIDATA_FILE
     if not names.is_file() and not wikidata.is_file():
         raise DataError(f"{folder}: neither {NAME_FILE} nor {WIKIDATA_FILE} found")
     if names.is_file():
         for key, name in descriptions.read_key_text_file(names).items():
             if key in wanted and name:
-                pairs.append((key, _VARIANT_SUFFIX.sub("", name)))
+                pairs["kg-bert name"].append((key, _VARIANT_SUFFIX.sub("", name)))
     if wikidata.is_file():
         entries = descriptions.read_json_file(wikidata)
         if not isinstance(entries, dict):
@@ -341,8 +366,9 @@ def read_aliases(dataset_dir: str | os.PathLike, keys: Sequence[str]) -> AliasTa
                     f"{wikidata}: entry {key!r}: expected an object with a string 'label' "
                     f"and a list of strings 'alternatives', got {str(entry)[:120]!r}"
                 )
-            pairs.extend((key, s) for s in [*strings, *alternatives])
-    return AliasTable.build(pairs)
+            pairs["wikidata label"].extend((key, s) for s in strings)
+            pairs["wikidata alias"].extend((key, s) for s in alternatives)
+    return pairs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +395,7 @@ class _Tokens:
 
     @classmethod
     def of(cls, text: str) -> _Tokens:
-        spans = [m.span() for m in _TOKEN.finditer(text)]
+        spans = token_spans(text)
         # joiner[k]: token k is one character gluing the word tokens k-1 and k+1 together.
         joiner = [
             0 < k < len(spans) - 1
@@ -427,15 +453,9 @@ class Linker:
         for n in sorted(lengths, reverse=True):
             if not tokens.may_end[i + n - 1]:
                 continue
-            written = tokens.written[i : i + n]
-            found = set(self.aliases.exact.get(tuple(written), ()))
-            for caps, entities in self.aliases.folded.get(
-                tuple(tokens.folded[i : i + n]), {}
-            ).items():
-                if all(_capital(written[k]) for k in caps):
-                    found.update(entities)
+            found = self.aliases.lookup(tokens.written[i : i + n])
             if found:
-                return n, tuple(sorted(found))
+                return n, found
         return 0, ()
 
     def _resolve(self, entity: str, candidates: tuple[str, ...]) -> tuple[str, str]:
