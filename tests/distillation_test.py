@@ -222,6 +222,32 @@ def test_config_errors_name_the_key(tmp_path, umls):
         parts.teacher_params(umls)
 
 
+def test_distillation_config_rows():
+    def row(argument):
+        config = config_lib.from_file(f"{REPO}/configs/distillation.py:{argument}")
+        kge_config.validate(config)
+        return config
+
+    teacher = row("fb15k237_cpu_teacher")
+    assert (teacher.model.name, teacher.model.dim, teacher.training.regime) == (
+        "complex",
+        128,
+        "1vsAll",
+    )
+    assert not teacher.distillation.teacher_workdir
+    alone, distilled = row("fb15k237_cpu_complex32"), row("fb15k237_cpu_complex32_dualde")
+    assert alone.num_steps == distilled.num_steps == teacher.num_steps
+    assert distilled.model.dim == 32 and not alone.distillation.teacher_workdir
+    assert distilled.distillation.teacher_workdir == "runs/distillation_fb15k237_cpu_teacher"
+    assert distilled.distillation.soft_label_weighting == "dualde"
+    rotate = row("wn18rr_gpu_rotate16_kd")
+    assert rotate.model.name == "rotate" and rotate.model.dim == 16
+    assert rotate.distillation.soft_label_weighting == "none"
+    for bad in ("fb15k237_tpu_teacher", "umls_cpu_transe8", "umls_cpu_complex0"):
+        with pytest.raises(ValueError, match="unknown row"):
+            row(bad)
+
+
 def test_a_config_without_distillation_reads_back_without_it(tmp_path):
     config = test_config()
     path = str(tmp_path / "config.json")
