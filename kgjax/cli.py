@@ -32,6 +32,7 @@ TRAINERS = {
     "jaket": "kgjax.train.jaket.pretraining",
     "jaket_fewrel": "kgjax.train.jaket.fewrel",
     "knowbert": "kgjax.train.knowbert.trainer",
+    "knowbert_tasks": "kgjax.train.knowbert_tasks.trainer",
 }
 COMMANDS = ("train", "evaluate", "predict", "export", "split")
 

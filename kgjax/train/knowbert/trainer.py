@@ -167,6 +167,27 @@ class KnowBertRun:
         # same programs as a fresh one (and finds them in JAX's compilation cache).
         return jax.device_put(state, jax.devices()[0])
 
+    def prepare(
+        self,
+        sentences: Sequence[Sequence[str]],
+        tokenizer: tokenizers.Tokenizer | None = None,
+        num_spans: int | None = None,
+        progress: bool = False,
+    ) -> sentences_lib.Sentences:
+        """New sentences as KAR reads them: their candidate spans found by the run's generator
+        with its limits, the candidates' rows of the run's table (no gold).
+
+        Args:
+          sentences: lists of words (`wordnet_examples.tokenise` splits a text so).
+          tokenizer: truncating and padding to some L; None: the run's (`data.max_length`).
+          num_spans: S; None: the run's `data.max_spans`.
+        """
+        return _prepare(
+            self.config, tokenizer or self.tokenizer, self.lm.config.pad_token_id, self.table,
+            sentences, _candidates(self.config, self.wordnet, sentences, progress),
+            num_spans=num_spans,
+        )  # fmt: skip
+
     def link(self, params: dict, sentences: Sequence[Sequence[str]]) -> list[list[SpanScores]]:
         """Links sentences: each candidate span's synsets, priors and linker scores psi.
 
@@ -182,10 +203,7 @@ class KnowBertRun:
         """
         if not self.model.use_kar:
             raise ValueError("a run without KAR (encoder.kar=False) has no linker")
-        prepared = _prepare(
-            self.config, self.tokenizer, self.lm.config.pad_token_id, self.table, sentences,
-            _candidates(self.config, self.wordnet, sentences),
-        )  # fmt: skip
+        prepared = self.prepare(sentences)
         size = self.config.eval.batch_size
         link = make_link(self.model)
         table = jnp.asarray(self.table.vectors)
@@ -235,11 +253,13 @@ def _prepare(
     candidates: Sequence[Candidates],
     gold_spans=None,
     gold_synsets=None,
+    num_spans: int | None = None,
 ) -> sentences_lib.Sentences:
-    """`sentences.prepare` with the config's budgets and the table's rows."""
+    """`sentences.prepare` with the config's budgets (S: `num_spans` if given) and the table's
+    rows."""
     return sentences_lib.prepare(
         words, candidates, table.rows, tokenizer, pad_id=pad_id,
-        num_spans=config.data.max_spans, num_candidates=config.data.max_candidates,
+        num_spans=num_spans or config.data.max_spans, num_candidates=config.data.max_candidates,
         gold_spans=gold_spans, gold_synsets=gold_synsets,
     )  # fmt: skip
 
