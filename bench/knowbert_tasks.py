@@ -1,9 +1,11 @@
 """KnowBERT-W's downstream tasks: plain MiniLM against MiniLM + KAR (WordNet), 3 seeds.
 
-For each task (WiC, SemEval-2010 Task 8) and seed, two runs of configs/knowbert_tasks.py on
-the same examples, steps and seed: `<task>` fine-tunes MiniLM from its package; `<task>_kar`
-fine-tunes LM1 -> KAR -> LM2 with the entity table of `runs/knowbert_wordnet_s<seed>` (the
-same seed's KnowBERT-W run, bench/knowbert_wordnet.py), its encoder and KAR as trained there.
+For each task (WiC, SemEval-2010 Task 8) and seed, runs of configs/knowbert_tasks.py on the
+same examples, steps and seed: `minilm` fine-tunes MiniLM from its package; `kar` fine-tunes
+LM1 -> KAR -> LM2 with the entity table of `runs/knowbert_wordnet_s<seed>` (the same seed's
+KnowBERT-W run, bench/knowbert_wordnet.py), its encoder and KAR as trained there; `mlm`, the
+ablation, fine-tunes the encoder of `runs/knowbert_wordnet_mlm_s<seed>` (the same gloss
+sentences and steps, masked-LM only) without KAR.
 Reports WiC accuracy (dev, test) and SemEval-2010 Task 8's official macro-F1 (the task's own
 perl scorer: 9 relations, direction-aware, Other excluded), mean ± sample sd.
 
@@ -26,12 +28,20 @@ from common import finished_results, machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("wic", "semeval")
-SYSTEMS = {"minilm": "", "kar": "_kar"}  # system -> config row suffix
+# system -> (config row suffix, the knowbert run it starts from: <runs>/<name>_s<seed>).
+# `mlm` is the ablation of `kar`: MiniLM after the same continued training on the gloss
+# examples without KAR (configs/knowbert.py:wordnet_mlm), fine-tuned without KAR.
+SYSTEMS = {
+    "minilm": ("", None),
+    "mlm": ("", "knowbert_wordnet_mlm"),
+    "kar": ("_kar", "knowbert_wordnet"),
+}
 # task -> (figure key in results.json, how it is printed)
 FIGURES = {"wic": ("accuracy", "accuracy"), "semeval": ("official_f1", "official macro-F1 (%)")}
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 _TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks.")
+_SYSTEMS = flags.DEFINE_list("systems", list(SYSTEMS), "Systems (SYSTEMS).")
 _RUNS = flags.DEFINE_string("runs", "runs", "Workdirs: <runs>/<task>_<system>_s<seed>.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report finished runs.")
 _OUT = flags.DEFINE_string(
@@ -45,13 +55,13 @@ def run(task: str, system: str, seed: int) -> dict | None:
     done = finished_results(workdir)
     if done is not None or _REPORT_ONLY.value:
         return done
-    config = config_lib.from_file(
-        os.path.join(REPO, f"configs/knowbert_tasks.py:{task}{SYSTEMS[system]}")
-    )
+    suffix, knowbert = SYSTEMS[system]
+    config = config_lib.from_file(os.path.join(REPO, f"configs/knowbert_tasks.py:{task}{suffix}"))
     config_lib.override(config, "seed", seed)
-    if system == "kar":
-        knowbert = os.path.join(_RUNS.value, f"knowbert_wordnet_s{seed}")
-        config_lib.override(config, "knowbert_workdir", knowbert)
+    if knowbert:
+        config_lib.override(
+            config, "knowbert_workdir", os.path.join(_RUNS.value, f"{knowbert}_s{seed}")
+        )
     return train(config, workdir, progress=True)
 
 
@@ -70,7 +80,7 @@ def main(argv) -> None:
     summary, minutes = {}, {}
     for task in _TASKS.value:
         key, _ = FIGURES[task]
-        for system in SYSTEMS:
+        for system in _SYSTEMS.value:
             found = [r for r in (run(task, system, s) for s in seeds) if r is not None]
             if not found:
                 continue
@@ -91,9 +101,13 @@ def main(argv) -> None:
         "| task | figure | system | dev | test | train minutes |",
         "|---|---|---|---|---|---|",
     ]
-    names = {"minilm": "MiniLM", "kar": "MiniLM + KAR (WordNet)"}
+    names = {
+        "minilm": "MiniLM",
+        "mlm": "MiniLM after MLM on the gloss examples (no KAR)",
+        "kar": "MiniLM + KAR (WordNet)",
+    }
     for task in _TASKS.value:
-        for system in SYSTEMS:
+        for system in _SYSTEMS.value:
             if f"{task}/{system}/dev" not in summary:
                 continue
             dev, test = summary[f"{task}/{system}/dev"], summary[f"{task}/{system}/test"]
