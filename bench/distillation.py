@@ -63,7 +63,7 @@ def parameter_bytes(model) -> int:
     return int(sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(shapes)))
 
 
-def scores_per_second(model, num_queries: int = 256, repeats: int = 5) -> float:
+def scores_per_second(model, num_queries: int = 256, repeats: int = 20) -> float:
     """Scores/s of a jitted `score_t`: `num_queries` (h, r) queries against all V entities,
     the best of `repeats` timed calls after one warm-up call (fresh parameters: the speed does
     not depend on their values)."""
@@ -139,7 +139,7 @@ def markdown(report: dict) -> str:
         f"Distillation: temperature {settings['temperature']}, weight {settings['weight']} "
         "(kd: that weight on every row; dualde: per-row weights from the teacher's agreement "
         "with the hard label, kgjax/train/kge/distillation.py). Scores/s: jitted score_t of "
-        "256 queries against every entity, best of 5, in the benchmark's process.",
+        "256 queries against every entity, best of 20, in the benchmark's process.",
         f"Machine: {report['machine']['device']}, {report['machine']['cpu_count']} CPU cores "
         f"visible, jax {report['machine']['jax']}. Command: `{report['command']}`.",
     ]
