@@ -263,8 +263,8 @@ def test_a_config_without_distillation_reads_back_without_it(tmp_path):
 
 @pytest.mark.skipif(
     not os.environ.get("KGJAX_LONG_TESTS"),
-    reason="trains a teacher and a student on UMLS and resumes the student, about 25 s, "
-    "beyond CI's budget; set KGJAX_LONG_TESTS=1",
+    reason="trains a teacher and a student on UMLS and resumes the student, about 10 s on "
+    "an idle machine, beyond CI's budget; set KGJAX_LONG_TESTS=1",
 )
 def test_tiny_umls_student_distils_from_a_tiny_teacher_and_resumes(tmp_path):
     teacher_dir = str(tmp_path / "teacher")
@@ -294,8 +294,8 @@ def test_tiny_umls_student_distils_from_a_tiny_teacher_and_resumes(tmp_path):
 
 @pytest.mark.skipif(
     not os.environ.get("KGJAX_LONG_TESTS"),
-    reason="the benchmark's smoke mode trains a teacher and four students, about 40 s; "
-    "set KGJAX_LONG_TESTS=1",
+    reason="the benchmark's smoke mode trains a teacher and four students, about 25 s on an "
+    "idle machine; set KGJAX_LONG_TESTS=1",
 )
 def test_benchmark_smoke_mode(tmp_path):
     out = tmp_path / "distillation_umls"
