@@ -76,8 +76,9 @@ KnowBert-WordNet 74.9, KnowBert-W+W 75.1, on Raganato et al.'s ALL set. KnowBert
 BERT-base (12 layers, KAR after layer 10) with TuckER + GenSen entity embeddings, its linker
 trained on SemCor and WordNet's examples, and answers with candidates from the gold lemma and
 part of speech (allenai/kb's bin/evaluate_wsd_official.py); ours is a 6-layer MiniLM whose
-linker saw only WordNet's gloss examples, for 1,000 steps on 2 CPU cores, on two of ALL's
-five sets: the figures are not comparable.
+linker saw only WordNet's gloss examples, in a CPU-sized run (configs/knowbert.py:wordnet,
+the steps each run took are in the report), on two of ALL's five sets: the figures are not
+comparable.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ PUBLISHED = (
     "speech given; read from a public transcription of the table): WordNet first sense "
     "65.2, BERT-base 73.1, KnowBert-WordNet 74.9 "
     "(BERT-base, 12 layers; linker trained on SemCor and WordNet's examples). Not comparable: "
-    "here a 6-layer MiniLM, a linker trained on WordNet's gloss examples only, 1,000 steps on "
-    "2 CPU cores, and ALL is Senseval-2 + SemEval-2007."
+    "here a 6-layer MiniLM, a linker trained on WordNet's gloss examples only, in a CPU-sized "
+    "run (the steps above), and ALL is Senseval-2 + SemEval-2007."
 )
 DEFAULT_WORKDIRS = ",".join(f"runs/knowbert_wordnet_s{seed}" for seed in range(3))
 _LENGTH_STEP = 8  # the sentence context's L is rounded up to a multiple of this
