@@ -321,8 +321,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, progress: bool = True
     Nothing is written before the config, the data and the encoder (or knowbert run) load.
 
     Returns:
-      {"<task>/dev", "<task>/test": {"accuracy", "examples", "answers", and for SemEval "official_f1"
-      (the official score, percent) and "scorer_output" (the scorer's output file)},
+      {"<task>/dev", "<task>/test": {"accuracy", "examples", "answers", and for SemEval
+      "official_f1" (the official score, percent) and "scorer_output" (the scorer's output
+      file)},
       "inputs": {split: counts}, "system": where the encoder came from, "steps",
       "train_seconds", "steps_per_second", "device", "jax_version"}.
 
