@@ -21,24 +21,25 @@ Run (data from $KGJAX_DATA_DIR/wic and /semeval2010_task8; perl for the official
   kgjax train --config=configs/knowbert_tasks.py:semeval_kar --workdir=runs/semeval_kar_s0 \
       --config.knowbert_workdir=runs/knowbert_wordnet_s0 --config.seed=0
 
-Rows. The CPU rows are cuts sized for 5-8 minutes on 2 idle cores: L 64 (WiC pairs: 99.97%
-fit; SemEval: 99.5%), batches of 16 cut to length buckets 32/48/64, 600 steps (WiC 1.8
-epochs, SemEval 1.3), the same for the plain and the `_kar` rows. Measured steady rates on
-the 2 cores (MiniLM, one seed): WiC 2.7 steps/s plain, about 2 with KAR; SemEval 2.3 plain,
-1.9 with KAR; a run adds start-up (a knowbert run's restore and candidate spans: about a
-minute), one compile per bucket and the dev/test evaluation (15-40 s). `_gpu` rows are the
-full sizes for one accelerator, not run here: L 128, batches of 32, 4 epochs (KnowBERT's
-fine-tuning: 2-4 epochs at BERT's rates).
+Rows. The CPU rows are cuts for 2 cores: L 64 (WiC pairs: 99.97% fit; SemEval: 99.5%),
+batches of 16 cut to length buckets 32/48/64; WiC 340 steps (one epoch), SemEval 300 (0.67
+epoch), the same for the plain and the `_kar` rows (the runs in bench/results/
+knowbert_tasks.md). Steady rates measured on the 2 idle cores (MiniLM, one seed): WiC 2.7
+steps/s plain, about 2 with KAR; SemEval 2.3 plain, 1.9 with KAR; a run adds start-up (a
+knowbert run's restore and candidate spans: about a minute), one compile per bucket and the
+dev/test evaluation (15-40 s). Longer cuts: --config.num_steps (600 still fits 8 minutes
+with KAR on idle cores). `_gpu` rows are the full sizes for one accelerator, not run here:
+L 128, batches of 32, 4 epochs (KnowBERT's fine-tuning: 2-4 epochs at BERT's rates).
 """
 
 from kgjax.train.knowbert_tasks.config import tasks_config
 
 # name: (task, KAR, steps, examples per step, L)
 ROWS = {
-    "wic": ("wic", False, 600, 16, 64),
-    "wic_kar": ("wic", True, 600, 16, 64),
-    "semeval": ("semeval", False, 600, 16, 64),
-    "semeval_kar": ("semeval", True, 600, 16, 64),
+    "wic": ("wic", False, 340, 16, 64),
+    "wic_kar": ("wic", True, 340, 16, 64),
+    "semeval": ("semeval", False, 300, 16, 64),
+    "semeval_kar": ("semeval", True, 300, 16, 64),
     # 4 epochs of 32: WiC 5,428 pairs (170 steps each), SemEval 7,200 sentences (225).
     "wic_gpu": ("wic", False, 680, 32, 128),
     "wic_kar_gpu": ("wic", True, 680, 32, 128),
