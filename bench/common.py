@@ -86,3 +86,18 @@ def write_results(out: str, payload: dict, markdown: str) -> None:
         f.write("\n")
     with open(f"{out}.md", "w") as f:
         f.write(markdown)
+
+
+def context(text: str, start: int, end: int, width: int) -> str:
+    """A span (a mention) marked [[...]] with about `width` characters each side, for a table cell."""
+    left, right = max(0, start - width), min(len(text), end + width)
+    snippet = (
+        ("…" if left else "")
+        + text[left:start]
+        + "[["
+        + text[start:end]
+        + "]]"
+        + text[end:right]
+        + ("…" if right < len(text) else "")
+    )
+    return snippet.replace("|", "\\|")

@@ -41,7 +41,7 @@ import numpy as np
 from kgjax.data import descriptions, linking, triples
 from kgjax.data import fb15k237_candidates as fc
 
-from common import machine, write_results
+from common import context, machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = (fc.SELF, *linking.RULES)
@@ -167,21 +167,6 @@ def _summary(x: np.ndarray) -> dict:
         "p95": float(np.percentile(x, 95)),
         "max": int(x.max()),
     }
-
-
-def context(text: str, start: int, end: int, width: int) -> str:
-    """The span marked [[...]] with about `width` characters each side, for a table cell."""
-    left, right = max(0, start - width), min(len(text), end + width)
-    snippet = (
-        ("…" if left else "")
-        + text[left:start]
-        + "[["
-        + text[start:end]
-        + "]]"
-        + text[end:right]
-        + ("…" if right < len(text) else "")
-    )
-    return snippet.replace("|", "\\|")
 
 
 def main():

@@ -30,7 +30,7 @@ import numpy as np
 
 from kgjax.data import descriptions, linking
 
-from common import machine, write_results
+from common import context, machine, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERDICTS = ("correct", "wrong", "unsure")
@@ -74,21 +74,6 @@ def draw_sample(corpus, size: int, seed: int) -> list[tuple[linking.LinkedText, 
     mentions = [(text, m) for text in corpus for m in text.mentions]
     chosen = np.random.default_rng(seed).choice(len(mentions), size=size, replace=False)
     return [mentions[i] for i in sorted(chosen)]
-
-
-def context(text: str, start: int, end: int, width: int) -> str:
-    """The mention marked [[...]] with about `width` characters each side, for a table cell."""
-    left, right = max(0, start - width), min(len(text), end + width)
-    snippet = (
-        ("…" if left else "")
-        + text[left:start]
-        + "[["
-        + text[start:end]
-        + "]]"
-        + text[end:right]
-        + ("…" if right < len(text) else "")
-    )
-    return snippet.replace("|", "\\|")
 
 
 def precision(verdicts: list[str]) -> dict:

@@ -31,14 +31,12 @@ ROWS = {
 }
 
 
-def get_config(row: str = "umls"):
-    if row not in ROWS:
-        raise ValueError(f"configs/complex_n3.py: unknown row {row!r}; one of {list(ROWS)}")
-    dataset, rank, batch, weight, epochs, evaluations = ROWS[row]
+def recipe(dataset: str, rank: int, batch: int, weight: float, epochs: int, command: str):
+    """kbc's ComplEx-N3 recipe on `dataset` at `rank` for `epochs` (cadences left to the caller):
+    1vsAll with reciprocal relations, Adagrad at 0.1, N3 weight `weight`, init std 1e-3."""
     steps_per_epoch = 2 * TRAIN_TRIPLES[dataset] // batch  # the last partial batch is dropped
-    num_steps = epochs * steps_per_epoch
     c = kge_config(
-        command=f"kgjax train --config=configs/complex_n3.py:{row} --workdir=runs/complex_n3_{row}",
+        command=command,
         model="complex",
         dataset=dataset,
         batch_size=batch,
@@ -47,7 +45,7 @@ def get_config(row: str = "umls"):
         gamma=0.0,  # no margin
         adversarial_temperature=1.0,
         lr=0.1,
-        num_steps=num_steps,
+        num_steps=epochs * steps_per_epoch,
         eval_batch_size=64,
         regularizer="n3",
         regularization=weight,
@@ -61,6 +59,18 @@ def get_config(row: str = "umls"):
     c.optimizer.adagrad_epsilon = 1e-20  # ~ torch's 1e-10 outside the square root
     with c.unlocked():
         c.model.init_std = 1e-3
+    return c
+
+
+def get_config(row: str = "umls"):
+    if row not in ROWS:
+        raise ValueError(f"configs/complex_n3.py: unknown row {row!r}; one of {list(ROWS)}")
+    dataset, rank, batch, weight, epochs, evaluations = ROWS[row]
+    steps_per_epoch = 2 * TRAIN_TRIPLES[dataset] // batch
+    c = recipe(
+        dataset, rank, batch, weight, epochs,
+        command=f"kgjax train --config=configs/complex_n3.py:{row} --workdir=runs/complex_n3_{row}",
+    )  # fmt: skip
     # One device call, log line and checkpoint per epoch (evaluations fall on epoch ends).
     c.steps_per_call = c.log_every_steps = c.checkpoint_every_steps = steps_per_epoch
     c.eval_every_steps = steps_per_epoch * max(epochs // evaluations, 1)

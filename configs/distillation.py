@@ -38,8 +38,9 @@ from kgjax import config as config_lib
 from kgjax.train.kge.config import kge_config
 
 reference = runpy.run_path(str(pathlib.Path(__file__).with_name("reference.py")))
+complex_n3_config = runpy.run_path(str(pathlib.Path(__file__).with_name("complex_n3.py")))
 
-TRAIN_TRIPLES = {"fb15k237": 272_115, "wn18rr": 86_835, "umls": 5_216}
+TRAIN_TRIPLES = complex_n3_config["TRAIN_TRIPLES"]
 # (dataset, cut): the teacher's (rank, batch, N3 weight, epochs).
 TEACHERS = {
     ("fb15k237", "cpu"): (128, 1000, 5e-2, 4),
@@ -95,30 +96,7 @@ def complex_n3(dataset: str, cut: str, rank: int, command: str):
     """The ComplEx-N3 row of (dataset, cut) at `rank` (configs/complex_n3.py's recipe)."""
     _, batch, weight, epochs = TEACHERS[dataset, cut]
     steps_per_epoch = 2 * TRAIN_TRIPLES[dataset] // batch
-    c = kge_config(
-        command=command,
-        model="complex",
-        dataset=dataset,
-        batch_size=batch,
-        num_negatives=1,  # unused: 1vsAll scores every entity
-        dim=rank,
-        gamma=0.0,
-        adversarial_temperature=1.0,
-        lr=0.1,
-        num_steps=epochs * steps_per_epoch,
-        eval_batch_size=64,
-        regularizer="n3",
-        regularization=weight,
-    )
-    c.training.regime = "1vsAll"
-    c.training.reciprocal = True
-    c.loss.subsampling = False
-    c.optimizer.name = "adagrad"
-    c.optimizer.schedule = "constant"
-    c.optimizer.adagrad_initial_accumulator = 0.0
-    c.optimizer.adagrad_epsilon = 1e-20
-    with c.unlocked():
-        c.model.init_std = 1e-3
+    c = complex_n3_config["recipe"](dataset, rank, batch, weight, epochs, command)
     c.steps_per_call = c.log_every_steps = min(steps_per_epoch, 100)
     c.checkpoint_every_steps = max(steps_per_epoch, c.num_steps // 4)
     c.eval_every_steps = c.num_steps  # one validation at the end: the budget is training

@@ -29,6 +29,24 @@ def get(config, dotted: str):
     return value
 
 
+def checker(config: ml_collections.ConfigDict):
+    """check(condition, key, message): raises ConfigError naming the key, its value and what
+    it should be when `condition` is false."""
+
+    def check(condition, key, message):
+        if not condition:
+            raise ConfigError(f"config.{key}: {message} (got {get(config, key)!r})")
+
+    return check
+
+
+def check_positive_integers(config: ml_collections.ConfigDict, keys, message: str) -> None:
+    """Raises ConfigError naming the first of `keys` (dotted) whose value is below 1."""
+    check = checker(config)
+    for key in keys:
+        check(get(config, key) >= 1, key, message)
+
+
 def from_file(
     spec: str, overrides: Mapping[str, object] | None = None
 ) -> ml_collections.ConfigDict:

@@ -74,7 +74,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kgjax.data import linking, triples
+from kgjax.data import linking, triples, wordnet_examples
 from kgjax.data.triples import DataError
 from kgjax.data.wordnet_candidates import MAX_CANDIDATES, Candidates
 
@@ -297,16 +297,8 @@ def split_by_text(
     Raises:
       ValueError: `held_out_fraction` is outside [0, 1].
     """
-    if not 0 <= held_out_fraction <= 1:
-        raise ValueError(f"held_out_fraction must be in [0, 1], got {held_out_fraction}")
-    # Sorted, so that the draw does not depend on the order the sentences come in.
-    described = sorted({s.entity for s in sentences})
-    num_held_out = round(held_out_fraction * len(described))
-    drawn = np.random.default_rng(seed).permutation(len(described))[:num_held_out]
-    held_out = {described[i] for i in drawn}
-    return (
-        tuple(s for s in sentences if s.entity not in held_out),
-        tuple(s for s in sentences if s.entity in held_out),
+    return wordnet_examples.split_by_group(
+        sentences, lambda sentence: sentence.entity, held_out_fraction, seed
     )
 
 

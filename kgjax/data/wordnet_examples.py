@@ -39,17 +39,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
 from kgjax.data.wordnet import Synset, WordNet
 
+T = TypeVar("T")
+
 __all__ = [
     "Example",
     "GlossExamples",
     "gloss_examples",
+    "split_by_group",
     "lemma_span",
     "split_by_synset",
     "tokenise",
@@ -175,13 +178,33 @@ def split_by_synset(
     Raises:
       ValueError: `held_out_fraction` is outside [0, 1].
     """
+    return split_by_group(examples, lambda example: example.synset, held_out_fraction, seed)
+
+
+def split_by_group(
+    items: Sequence[T], group: Callable[[T], Hashable], held_out_fraction: float, seed: int
+) -> tuple[tuple[T, ...], tuple[T, ...]]:
+    """Holds out the items of a seeded random share of their groups: no group in both parts.
+
+    Args:
+      group: an item's group (its synset, its described entity, ...).
+      held_out_fraction: the share of distinct groups held out, rounded to a whole number.
+      seed: seeds the draw; the same items, fraction and seed give the same split.
+
+    Returns:
+      (train, held_out), each in the order given.
+
+    Raises:
+      ValueError: `held_out_fraction` is outside [0, 1].
+    """
     if not 0 <= held_out_fraction <= 1:
         raise ValueError(f"held_out_fraction must be in [0, 1], got {held_out_fraction}")
-    # Sorted, so that the draw does not depend on the order the examples come in.
-    synsets = sorted({example.synset for example in examples})
-    num_held_out = round(held_out_fraction * len(synsets))
-    drawn = np.random.default_rng(seed).permutation(len(synsets))[:num_held_out]
-    held_out_synsets = {synsets[i] for i in drawn}
-    train = tuple(e for e in examples if e.synset not in held_out_synsets)
-    held_out = tuple(e for e in examples if e.synset in held_out_synsets)
-    return train, held_out
+    # Sorted, so that the draw does not depend on the order the items come in.
+    groups = sorted({group(item) for item in items})
+    num_held_out = round(held_out_fraction * len(groups))
+    drawn = np.random.default_rng(seed).permutation(len(groups))[:num_held_out]
+    held_out = {groups[i] for i in drawn}
+    return (
+        tuple(item for item in items if group(item) not in held_out),
+        tuple(item for item in items if group(item) in held_out),
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ml_collections
 
 from kgjax import config as config_lib
-from kgjax.config import ConfigError
 from kgjax.models import kge
 from kgjax.models.graph import AGGREGATIONS, COMPOSITIONS
 from kgjax.text.encode import POOLINGS
@@ -138,15 +137,7 @@ def km_config(
     return c
 
 
-def checker(config: ml_collections.ConfigDict):
-    """check(condition, key, message): raises ConfigError naming the key, its value and what
-    it should be when `condition` is false."""
-
-    def check(condition, key, message):
-        if not condition:
-            raise ConfigError(f"config.{key}: {message} (got {config_lib.get(config, key)!r})")
-
-    return check
+checker = config_lib.checker
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -223,14 +214,12 @@ def validate_graph_sections(config: ml_collections.ConfigDict) -> None:
     check(config.optimizer.name in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
     check(config.optimizer.schedule in SCHEDULES, "optimizer.schedule", f"one of {SCHEDULES}")
     check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
-    for key in (
-        "num_steps",
-        "steps_per_call",
-        "log_every_steps",
-        "eval_every_steps",
-        "checkpoint_every_steps",
-    ):
-        check(config_lib.get(config, key) >= 1, key, "must be a positive integer")
+    config_lib.check_positive_integers(
+        config,
+        ("num_steps", "steps_per_call", "log_every_steps", "eval_every_steps",
+         "checkpoint_every_steps"),
+        "must be a positive integer",
+    )  # fmt: skip
 
 
 # The host loop's length and cadences, and steps per device call, from the top-level keys.

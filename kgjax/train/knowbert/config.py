@@ -22,10 +22,20 @@ import os
 import ml_collections
 
 from kgjax import config as config_lib
-from kgjax.config import ConfigError
 from kgjax.train import host_loop
 
 ENTITY_ROWS = ("candidates", "all")
+# The sizes and cadences that must be at least 1 (validate); knowbert_tasks shares them.
+POSITIVE_KEYS = (
+    "batch_size",
+    "num_steps",
+    "steps_per_call",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "checkpoint.max_to_keep",
+    "eval.batch_size",
+)
 ENTITY_SUFFIXES = (".npz", ".npy")
 OPTIMIZERS = ("adam", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
@@ -124,15 +134,7 @@ def knowbert_config(*, command: str, num_steps: int, batch_size: int) -> ml_coll
     return c
 
 
-def checker(config: ml_collections.ConfigDict):
-    """check(condition, key, message): raises ConfigError naming the key, its value and what
-    it should be when `condition` is false."""
-
-    def check(condition, key, message):
-        if not condition:
-            raise ConfigError(f"config.{key}: {message} (got {config_lib.get(config, key)!r})")
-
-    return check
+checker = config_lib.checker
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -212,17 +214,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(o.encoder_lr > 0, "optimizer.encoder_lr", "positive")
     check(o.warmup_steps >= 0, "optimizer.warmup_steps", "0 or more")
 
-    for key in (
-        "batch_size",
-        "num_steps",
-        "steps_per_call",
-        "log_every_steps",
-        "eval_every_steps",
-        "checkpoint_every_steps",
-        "checkpoint.max_to_keep",
-        "eval.batch_size",
-    ):
-        check(config_lib.get(config, key) >= 1, key, "a positive integer")
+    config_lib.check_positive_integers(config, POSITIVE_KEYS, "a positive integer")
 
 
 # The host loop's length and cadences, and steps per device call, from the top-level keys.

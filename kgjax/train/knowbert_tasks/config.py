@@ -157,17 +157,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(o.encoder_lr > 0, "optimizer.encoder_lr", "positive")
     check(0 <= o.warmup_steps < config.num_steps, "optimizer.warmup_steps", "in [0, num_steps)")
 
-    for key in (
-        "batch_size",
-        "num_steps",
-        "steps_per_call",
-        "log_every_steps",
-        "eval_every_steps",
-        "checkpoint_every_steps",
-        "checkpoint.max_to_keep",
-        "eval.batch_size",
-    ):
-        check(config_lib.get(config, key) >= 1, key, "a positive integer")
+    config_lib.check_positive_integers(config, kb_config.POSITIVE_KEYS, "a positive integer")
 
 
 # The host loop's length and cadences, and steps per device call, from the top-level keys.
