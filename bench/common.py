@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 
 import jax
 
@@ -101,3 +102,13 @@ def context(text: str, start: int, end: int, width: int) -> str:
         + ("…" if right < len(text) else "")
     )
     return snippet.replace("|", "\\|")
+
+
+def mean_sd(values: list[float]) -> dict:
+    """{"mean", "sd" (sample; 0 for one value), "n", "values"}: a figure over seeds."""
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+        "values": values,
+    }

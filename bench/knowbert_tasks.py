@@ -1,4 +1,4 @@
-"""KnowBERT-W's downstream tasks: plain MiniLM against MiniLM + KAR (WordNet), 3 seeds.
+"""KnowBERT's downstream tasks: plain MiniLM against MiniLM + KAR (WordNet; FB15k-237), 3 seeds.
 
 For each task (WiC, SemEval-2010 Task 8) and seed, runs of configs/knowbert_tasks.py on the
 same examples, steps and seed: `minilm` fine-tunes MiniLM from its package; `kar` fine-tunes
@@ -17,24 +17,28 @@ Run (2 CPU cores, about 6 minutes a run, each resumable from its workdir):
 from __future__ import annotations
 
 import os
-import statistics
 
 from absl import app, flags
 
 from kgjax import config as config_lib
 from kgjax.train.knowbert_tasks.trainer import train
 
-from common import finished_results, machine, write_results
+from common import finished_results, machine, mean_sd, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("wic", "semeval")
 # system -> (config row suffix, the knowbert run it starts from: <runs>/<name>_s<seed>).
 # `mlm` is the ablation of `kar`: MiniLM after the same continued training on the gloss
 # examples without KAR (configs/knowbert.py:wordnet_mlm), fine-tuned without KAR.
+# `kar_fb` and `mlm_fb` are the same over FB15k-237 (configs/knowbert.py:fb15k237 and
+# fb15k237_mlm, bench/knowbert_fb15k237.py): KAR linking to FB15k-237's entities, and its
+# ablation, MiniLM after the same continued training on the linked descriptions.
 SYSTEMS = {
     "minilm": ("", None),
     "mlm": ("", "knowbert_wordnet_mlm"),
     "kar": ("_kar", "knowbert_wordnet"),
+    "mlm_fb": ("", "knowbert_fb15k237_mlm"),
+    "kar_fb": ("_kar", "knowbert_fb15k237"),
 }
 # task -> (figure key in results.json, how it is printed)
 FIGURES = {"wic": ("accuracy", "accuracy"), "semeval": ("official_f1", "official macro-F1 (%)")}
@@ -65,15 +69,6 @@ def run(task: str, system: str, seed: int) -> dict | None:
     return train(config, workdir, progress=True)
 
 
-def mean_sd(values: list[float]) -> dict:
-    return {
-        "mean": statistics.fmean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "n": len(values),
-        "values": values,
-    }
-
-
 def main(argv) -> None:
     del argv
     seeds = [int(s) for s in _SEEDS.value]
@@ -90,13 +85,18 @@ def main(argv) -> None:
                 )
             minutes[f"{task}/{system}"] = mean_sd([r["train_seconds"] / 60 for r in found])
     info = machine()
-    command = "python bench/knowbert_tasks.py --seeds=" + ",".join(map(str, seeds))
+    command = (
+        f"python bench/knowbert_tasks.py --seeds={','.join(map(str, seeds))} "
+        f"--tasks={','.join(_TASKS.value)} --systems={','.join(_SYSTEMS.value)}"
+    )
     lines = [
-        "# KnowBERT-W downstream: plain MiniLM against MiniLM + KAR (WordNet), CPU cut",
+        "# KnowBERT downstream: plain MiniLM against MiniLM + KAR (WordNet; FB15k-237), CPU cut",
         "",
         f"`{command}`; {info['device']} ({info['cpu_count']} cores), jax {info['jax']}. "
         "Each KAR run starts from the same seed's `runs/knowbert_wordnet_s<seed>` "
-        "(bench/knowbert_wordnet.py). Mean ± sample sd over seeds.",
+        "(bench/knowbert_wordnet.py) or `runs/knowbert_fb15k237_s<seed>` "
+        "(bench/knowbert_fb15k237.py), each MLM ablation from the matching `_mlm` run. "
+        "Mean ± sample sd over seeds.",
         "",
         "| task | figure | system | dev | test | train minutes |",
         "|---|---|---|---|---|---|",
@@ -105,6 +105,8 @@ def main(argv) -> None:
         "minilm": "MiniLM",
         "mlm": "MiniLM after MLM on the gloss examples (no KAR)",
         "kar": "MiniLM + KAR (WordNet)",
+        "mlm_fb": "MiniLM after MLM on the FB15k-237 descriptions (no KAR)",
+        "kar_fb": "MiniLM + KAR (FB15k-237)",
     }
     for task in _TASKS.value:
         for system in _SYSTEMS.value:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 
 from absl import app, flags
 
@@ -30,7 +29,7 @@ from kgjax import config as config_lib
 from kgjax.data.wordnet import load_wordnet
 from kgjax.train.knowbert.trainer import train
 
-from common import finished_results, machine, write_results
+from common import finished_results, machine, mean_sd, write_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("wordnet", "wordnet_mlm")
@@ -60,16 +59,6 @@ def config_for(row: str, seed: int):
         key, _, value = item.partition("=")
         config_lib.override(config, key, config_lib.parse_value(value))
     return config
-
-
-def mean_sd(values: list[float]) -> dict:
-    """{"mean", "sd" (sample; 0 for one value), "n", "values"}."""
-    return {
-        "mean": statistics.fmean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "n": len(values),
-        "values": values,
-    }
 
 
 def summarise(results: dict[tuple[str, int], dict], wsd: dict[tuple[str, int], dict]) -> dict:

@@ -17,7 +17,7 @@ For each finished run (`restore`: its config and latest parameters), both all-wo
         context;
   text  a text-only linker with no training: the cosine between MiniLM's mean-pooled
         embedding of the context and each candidate's gloss embedding (the MiniLM part of the
-        entity table: "<lemmas>: <definition>", mean-pooled, as `entities.gloss_text`),
+        entity table: "<lemmas>: <definition>", mean-pooled, as `knowledge_bases.WordNetBase.entity_text`),
         argmax; a Lesk-like baseline;
 and, for reference, `wsd.most_frequent_sense` (mfs_lemma: the most tagged sense of the
 term's given lemma in its part of speech, over all of WordNet, not the span's candidates).
@@ -288,7 +288,7 @@ def _gloss_vectors(
     if missing:
         section = setup.config.entities
         vectors = encode.encode_texts(
-            [entities_lib.gloss_text(s, setup.wordnet) for s in missing],
+            [setup.kb.entity_text(s) for s in missing],
             setup.lm,
             pooling="mean",
             max_length=section.max_length,
@@ -314,16 +314,14 @@ def complete_table(
     if not missing:
         return table, 0
     if section.path:
-        source = entities_lib.read_table(section.path, section.synsets_path, setup.wordnet)
+        source = entities_lib.read_table(section.path, section.synsets_path, setup.kb)
         rows = source.rows
         missing = [s for s in missing if s in rows]
         vectors = source.vectors[[rows[s] for s in missing]]
     else:
         vectors = np.stack([glosses[s] for s in missing])
     if section.extra_path:
-        extra = entities_lib.read_table(
-            section.extra_path, section.extra_synsets_path, setup.wordnet
-        )
+        extra = entities_lib.read_table(section.extra_path, section.extra_synsets_path, setup.kb)
         rows = extra.rows
         keep = [i for i, s in enumerate(missing) if s in rows]
         missing = [missing[i] for i in keep]

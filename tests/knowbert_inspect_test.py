@@ -35,7 +35,7 @@ def params(setup):  # noqa: F811
 
 def test_vectors_are_what_the_evaluation_feeds_lm2(setup, params):  # noqa: F811
     # 17 sentences: two evaluation batches of 12, the second padded.
-    sentences = [e.tokens for e in setup.held_out_examples] + [NO_CANDIDATES]
+    sentences = [e.words for e in setup.held_out_examples] + [NO_CANDIDATES]
     got = token_vectors(setup, params, sentences)
     assert len(got) == len(sentences) == 17
 

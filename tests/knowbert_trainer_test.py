@@ -26,6 +26,7 @@ from kgjax.models.lm import pretrained
 from kgjax.text import encode
 from kgjax.train.host_loop import TrainingDiverged
 from kgjax.train.knowbert import entities, sentences, step
+from kgjax.train.knowbert.knowledge_bases import WordNetBase
 from kgjax.train.knowbert.trainer import build, restore, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,25 +120,28 @@ def test_sentences_align_spans_to_word_pieces_and_keep_the_gold(setup):
     held = setup.held_out
     assert len(held) == 16 and len(setup.train) == 16
     tokenizer = setup.tokenizer
-    for j, example in enumerate(setup.held_out_examples):
-        slot = held.gold_slot[j]
+    assert len(held.mention_entity) == len(setup.held_out_examples)  # one gold per example
+    for m, example in enumerate(setup.held_out_examples):
+        j, slot = held.mention_sentence[m], held.mention_slot[m]
+        ((gold_span, gold_synset),) = example.gold
+        assert j == m and held.mention_entity[m] == gold_synset
         if slot < 0:
             continue
         # The gold span's pieces spell its words (lower-cased WordPiece, '##' joins).
         first, last = held.spans[j, slot]
         pieces = [tokenizer.id_to_token(int(i)) for i in held.ids[j, first : last + 1]]
         spelled = "".join(p.removeprefix("##") for p in pieces)
-        words = example.tokens[example.span[0] : example.span[1] + 1]
+        words = example.words[gold_span[0] : gold_span[1] + 1]
         assert spelled == "".join(words).lower()
         # The gold index points at the gold synset, and the priors of a span sum to 1.
         gold = held.gold[j, slot]
         if gold >= 0:
-            assert setup.table.synsets[held.candidate_ids[j, slot, gold]] == example.synset
+            assert setup.table.synsets[held.candidate_ids[j, slot, gold]] == gold_synset
         real = held.candidate_mask[j, slot]
         assert held.candidate_priors[j, slot, real].sum() == pytest.approx(1.0, abs=1e-5)
         # Its pieces are never predicted by masked language modelling.
         assert not held.maskable[j, first : last + 1].any()
-    assert (held.gold_slot >= 0).sum() >= 12  # most gold spans are candidate spans
+    assert (held.mention_slot >= 0).sum() >= 12  # most gold spans are candidate spans
 
 
 def test_corruption_hides_the_spans_it_masks(setup):
@@ -171,12 +175,11 @@ def test_training_lowers_both_losses_and_reports_linking_and_language(run, setup
     # The prior's answers, recomputed here: the top prior at each kept gold span.
     held = setup.held_out
     correct = 0
-    for j in range(len(held)):
-        slot = held.gold_slot[j]
+    for j, slot in zip(held.mention_sentence, held.mention_slot, strict=True):
         if slot >= 0:
             correct += int(np.argmax(held.candidate_priors[j, slot]) == held.gold[j, slot])
     assert linking["prior"]["correct"] == correct
-    assert linking["prior"]["attempted"] == int((held.gold_slot >= 0).sum())
+    assert linking["prior"]["attempted"] == int((held.mention_slot >= 0).sum())
     assert linking["gold_in_candidates"] == int((held.gold >= 0).sum())
     for name in ("kar", "prior"):
         assert 0 <= linking[name]["f1"] <= 1
@@ -249,16 +252,17 @@ def test_link_scores_what_the_evaluation_scored(run, setup, wn):
     workdir, results = run
     params = jax.tree.map(jnp.asarray, read_state(workdir)["params"])  # the final state
     examples = setup.held_out_examples
-    linked = setup.link(params, [e.tokens for e in examples])
+    linked = setup.link(params, [e.words for e in examples])
     correct = 0
     for example, spans in zip(examples, linked, strict=True):
+        ((gold_span, gold_synset),) = example.gold
         for span in spans:
-            if span.words == example.span:
+            if span.words == gold_span:
                 best = span.synsets[int(np.argmax(span.scores))]
-                correct += best == example.synset
+                correct += best == gold_synset
     assert correct == results["linking/held_out"]["kar"]["correct"]
     # Candidates and priors are the candidate generator's, span by span (the first S).
-    found = find_candidates(examples[0].tokens, wn, 3, 8)
+    found = find_candidates(examples[0].words, wn, 3, 8)
     assert [s.words for s in linked[0]] == list(found.spans[:8])
     assert [s.synsets for s in linked[0]] == list(found.synsets[:8])
     np.testing.assert_allclose(linked[0][0].priors, found.priors[0], rtol=1e-6)
@@ -327,26 +331,27 @@ def test_entity_tables_from_files_concatenate_and_default_to_gloss_embeddings(
     section = config.entities
     section.path, section.synsets_path = str(tmp_path / "a.npy"), str(tmp_path / "a.txt")
     section.extra_path = str(tmp_path / "b.npz")
-    table = entities.build_table(section, wn, {"02084071-n", "09213565-n"}, None)
+    kb = WordNetBase(wn)
+    table = entities.build_table(section, kb, {"02084071-n", "09213565-n"}, None)
     assert table.synsets == ("02084071-n", "09213565-n")  # rows="candidates"
     np.testing.assert_array_equal(table.vectors, [[0, 1, 30], [4, 5, 10]])  # by synset
     section.rows = "all"
-    assert entities.build_table(section, wn, set(), None).synsets == tuple(first)
+    assert entities.build_table(section, kb, set(), None).synsets == tuple(first)
 
     np.savez(tmp_path / "c.npz", vectors=extra[:2], synsets=np.array(first[:2]))
     section.extra_path = str(tmp_path / "c.npz")
-    with pytest.raises(DataError, match="no row for 1 synset"):
-        entities.build_table(section, wn, set(), None)
+    with pytest.raises(DataError, match="no row for 1 entities"):
+        entities.build_table(section, kb, set(), None)
 
     # The default: the encoder's mean-pooled "lemmas: definition", cached on disk.
     monkeypatch.setenv("KGJAX_CACHE_DIR", str(tmp_path / "cache"))
     section.path = section.extra_path = ""
     section.rows = "candidates"
     lm = pretrained.load_pretrained(folder / "encoder", split_layer=1)
-    table = entities.build_table(section, wn, set(first), lm, progress=False)
+    table = entities.build_table(section, kb, set(first), lm, progress=False)
     assert set(table.synsets) == set(first)
-    assert entities.gloss_text("02084071-n", wn).startswith("dog, domestic dog, Canis familiaris:")
-    texts = [entities.gloss_text(s, wn) for s in table.synsets]
+    assert kb.entity_text("02084071-n").startswith("dog, domestic dog, Canis familiaris:")
+    texts = [kb.entity_text(s) for s in table.synsets]
     expected = encode.encode_texts(
         texts, lm, pooling="mean", max_length=section.max_length, cache=False, progress=False
     )

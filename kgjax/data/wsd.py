@@ -60,7 +60,7 @@ import dataclasses
 import os
 import pathlib
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from kgjax.data.triples import DataError
@@ -79,6 +79,7 @@ __all__ = [
     "load_wsd",
     "most_frequent_sense",
     "score",
+    "score_answers",
 ]
 
 FOLDER = "wsd"
@@ -367,9 +368,21 @@ def score(answers: Sequence[str | None], terms: Sequence[Term]) -> Scores:
     """
     if len(answers) != len(terms):
         raise ValueError(f"{len(answers)} answers for {len(terms)} terms")
-    correct = sum(a is not None and a in t.gold for a, t in zip(answers, terms, strict=True))
+    return score_answers(answers, [t.gold for t in terms])
+
+
+def score_answers(answers: Sequence[str | None], golds: Sequence[Collection[str]]) -> Scores:
+    """`score` for any keys: one answer (or None) per item against its set of gold keys (an
+    entity linker's mentions as well as WSD terms).
+
+    Raises:
+      ValueError: `answers` and `golds` differ in length.
+    """
+    if len(answers) != len(golds):
+        raise ValueError(f"{len(answers)} answers for {len(golds)} items")
+    correct = sum(a is not None and a in g for a, g in zip(answers, golds, strict=True))
     attempted = sum(a is not None for a in answers)
     precision = correct / attempted if attempted else 0.0
-    recall = correct / len(terms) if terms else 0.0
+    recall = correct / len(golds) if golds else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Scores(correct, attempted, len(terms), precision, recall, f1)
+    return Scores(correct, attempted, len(golds), precision, recall, f1)

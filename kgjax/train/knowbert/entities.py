@@ -1,20 +1,24 @@
-"""KnowBERT-W's frozen entity table: one row per WordNet synset.
+"""KnowBERT's frozen entity table: one row per entity of the knowledge base.
 
 KnowBERT's WordNet entity embeddings concatenate TuckER embeddings of the WordNet graph with
 GenSen embeddings of each synset's gloss (Peters et al., EMNLP 2019, section 4.1). Here:
-  - the default rows are MiniLM's sentence embeddings of each synset's gloss: the text
-    "<lemma>, <lemma>, ...: <definition>" (lemmas with blanks for `_`, the definition without
-    its examples, which are the linker's training sentences) through the whole encoder,
+  - the default rows are MiniLM's sentence embeddings of each entity's text
+    (`KnowledgeBase.entity_text`: for WordNet "<lemma>, <lemma>, ...: <definition>", lemmas
+    with blanks for `_`, the definition without its examples, which are the linker's training
+    sentences; for FB15k-237 "<name>: <Wikidata description>") through the whole encoder,
     mean-pooled over the tokens, not normalised (`kgjax.text.encode.encode_texts`, "mean"
     pooling, cached on disk under $KGJAX_CACHE_DIR or ~/.cache/kgjax);
-  - or the rows of a file: an .npz with `vectors` [V, De] and `synsets` [V] (ids as
-    `kgjax.data.wordnet` writes them; `-a` for a satellite is read as its `-s`), or an .npy
-    [V, De] with a text file of V synset ids, one per line;
+  - or the rows of a file: an .npz with `vectors` [V, De] and `synsets` or `entities` [V]
+    (keys as the knowledge base names them; a WordNet `-a` for a satellite is read as its
+    `-s`), a `kgjax export` .npz of a KGE run (`entity_embeddings`, `entity_names`; complex
+    rows as [real parts, imaginary parts], `fb15k237_candidates.kge_entity_table`), or an
+    .npy [V, De] with a text file of V keys, one per line;
   - and optionally a second table of the same formats concatenated after the first along
-    the width (the KGE embeddings of the WordNet pointer graph, the TuckER part, come next).
-Which synsets get a row (`config.entities.rows`): those of the first source that are
+    the width (the KGE embeddings of the graph: TuckER of WordNet's pointers, RotatE of
+    FB15k-237, `fb15k237_candidates.write_entity_table`).
+Which entities get a row (`config.entities.rows`): those of the first source that are
 candidates of the sentences used ("candidates"), or all of them ("all"), in the source's
-order (WordNet's file order for the default).
+order (WordNet's file order, FB15k-237's vocabulary order, for the default).
 
 Shapes: V rows, De entity width.
 """
@@ -27,18 +31,19 @@ from collections.abc import Collection, Sequence
 import ml_collections
 import numpy as np
 
+from kgjax.data.fb15k237_candidates import kge_entity_table
 from kgjax.data.triples import DataError
-from kgjax.data.wordnet import WordNet
 from kgjax.models.lm import pretrained
 from kgjax.text import encode
+from kgjax.train.knowbert.knowledge_bases import KnowledgeBase
 
-__all__ = ["EntityTable", "build_table", "gloss_text", "read_table", "table_statistics"]
+__all__ = ["EntityTable", "build_table", "read_table", "table_statistics"]
 
 
 @dataclasses.dataclass(frozen=True)
 class EntityTable:
     """Attributes:
-    synsets: the synset id of each row.
+    synsets: the entity key of each row (a synset id, a Freebase mid).
     vectors: float32 [V, De].
     source: where the rows came from, for results.json.
     """
@@ -49,30 +54,33 @@ class EntityTable:
 
     @property
     def rows(self) -> dict[str, int]:
-        """Synset id -> row."""
+        """Entity key -> row."""
         return {synset: row for row, synset in enumerate(self.synsets)}
 
 
-def gloss_text(synset_id: str, wordnet: WordNet) -> str:
-    """The text the default builder encodes: "<lemma>, <lemma>, ...: <definition>"."""
-    synset = wordnet.synset(synset_id)
-    return f"{', '.join(w.replace('_', ' ') for w in synset.words)}: {synset.definition}"
-
-
-def read_table(path: str, synsets_path: str, wordnet: WordNet) -> EntityTable:
-    """A table file: an .npz (`vectors`, `synsets`) or an .npy with a synset list.
+def read_table(path: str, synsets_path: str, kb: KnowledgeBase) -> EntityTable:
+    """A table file: an .npz (`vectors`, `synsets` or `entities`; or a `kgjax export`) or an
+    .npy with a key list.
 
     Raises:
-      DataError: a file that is unreadable, lacks an array, disagrees with its synset list in
-        length, names a synset WordNet does not have, or names one twice.
+      DataError: a file that is unreadable, lacks an array, disagrees with its key list in
+        length, names an entity the knowledge base does not have, or names one twice.
     """
     try:
         if path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as arrays:
-                missing = {"vectors", "synsets"} - set(arrays.files)
-                if missing:
-                    raise DataError(f"{path}: no array {sorted(missing)} (needs vectors, synsets)")
-                vectors, ids = arrays["vectors"], [str(s) for s in arrays["synsets"]]
+                keys = next((k for k in ("synsets", "entities") if k in arrays.files), None)
+                exported = "entity_embeddings" in arrays.files  # a KGE run's `kgjax export`
+                if not exported and ("vectors" not in arrays.files or keys is None):
+                    raise DataError(
+                        f"{path}: has {sorted(arrays.files)}; needs vectors and synsets (or "
+                        "entities), or a `kgjax export`'s entity_embeddings and entity_names"
+                    )
+                if not exported:
+                    vectors, ids = arrays["vectors"], [str(s) for s in arrays[keys]]
+            if exported:
+                table = kge_entity_table(path)
+                vectors, ids = table.vectors, list(table.entities)
         else:
             vectors = np.load(path, allow_pickle=False)
             with open(synsets_path) as f:
@@ -81,38 +89,38 @@ def read_table(path: str, synsets_path: str, wordnet: WordNet) -> EntityTable:
         raise DataError(f"{path}: not a readable entity table ({e})") from e
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise DataError(
-            f"{path}: vectors of shape {vectors.shape} for {len(ids)} synset ids (needs [V, De])"
+            f"{path}: vectors of shape {vectors.shape} for {len(ids)} keys (needs [V, De])"
         )
     try:
-        canonical = [wordnet.synset(s).id for s in ids]
+        canonical = [kb.canonical(s) for s in ids]
     except KeyError as e:
         raise DataError(f"{path}: {e.args[0]}") from None
     if len(set(canonical)) != len(canonical):
-        raise DataError(f"{path}: a synset has more than one row")
+        raise DataError(f"{path}: an entity has more than one row")
     return EntityTable(tuple(canonical), np.asarray(vectors, np.float32), path)
 
 
-def _gloss_table(
+def _text_table(
     synsets: Sequence[str],
-    wordnet: WordNet,
+    kb: KnowledgeBase,
     lm: pretrained.Pretrained,
     section: ml_collections.ConfigDict,
     progress: bool,
 ) -> EntityTable:
     vectors = encode.encode_texts(
-        [gloss_text(s, wordnet) for s in synsets],
+        [kb.entity_text(s) for s in synsets],
         lm,
         pooling="mean",
         max_length=section.max_length,
         batch_size=section.batch_size,
         progress=progress,
     )
-    return EntityTable(tuple(synsets), vectors, f"gloss embeddings of {lm.path}")
+    return EntityTable(tuple(synsets), vectors, f"{kb.name} text embeddings of {lm.path}")
 
 
 def build_table(
     section: ml_collections.ConfigDict,
-    wordnet: WordNet,
+    kb: KnowledgeBase,
     candidates: Collection[str],
     lm: pretrained.Pretrained | None,
     progress: bool = True,
@@ -121,8 +129,8 @@ def build_table(
 
     Args:
       section: `config.entities`.
-      wordnet: the database.
-      candidates: the candidate synsets of the sentences used (rows="candidates").
+      kb: the knowledge base.
+      candidates: the candidate entities of the sentences used (rows="candidates").
       lm: the encoder of the default builder (unused with `section.path`).
       progress: show the encoding's progress bar.
 
@@ -139,22 +147,22 @@ def build_table(
         return [s for s in ids if s in candidates] if section.rows == "candidates" else list(ids)
 
     if section.path:
-        full = read_table(section.path, section.synsets_path, wordnet)
+        full = read_table(section.path, section.synsets_path, kb)
         keep = chosen(full.synsets)
         rows = full.rows
         table = EntityTable(
             tuple(keep), full.vectors[[rows[s] for s in keep]].reshape(len(keep), -1), full.source
         )
     else:
-        table = _gloss_table(chosen(wordnet.synsets), wordnet, lm, section, progress)
+        table = _text_table(chosen(kb.entity_keys), kb, lm, section, progress)
     if not section.extra_path:
         return table
-    extra = read_table(section.extra_path, section.extra_synsets_path, wordnet)
+    extra = read_table(section.extra_path, section.extra_synsets_path, kb)
     extra_rows = extra.rows
     missing = [s for s in table.synsets if s not in extra_rows]
     if missing:
         raise DataError(
-            f"{section.extra_path}: no row for {len(missing)} synset(s) of the entity table, "
+            f"{section.extra_path}: no row for {len(missing)} entities of the entity table, "
             f"e.g. {missing[:3]}"
         )
     order = [extra_rows[s] for s in table.synsets]

@@ -1,8 +1,9 @@
-"""KnowBERT-W's sentences as static arrays, and the batches drawn from them. Host side.
+"""KnowBERT's sentences as static arrays, and the batches drawn from them. Host side.
 
-A sentence is a sequence of words (`kgjax.data.wordnet_examples.tokenise`'s tokens), with
-its candidate spans (`kgjax.data.wordnet_candidates.find_candidates`, word positions) and,
-for a gloss example, its gold span and synset.
+A sentence is a sequence of words (`kgjax.data.wordnet_examples.tokenise`'s tokens, or the
+linked corpus's), with its candidate spans (the knowledge base's generator,
+`knowledge_bases.KnowledgeBase.candidates`, word positions) and its gold mentions: a gloss
+example's one span and synset, a linked description's several spans and entities.
 
 Words to word pieces. The words go through the tokenizer as pre-tokenised input; a word's
 pieces are those whose `word_ids` is the word (the tokenizer's own alignment, from its
@@ -14,12 +15,13 @@ Static shapes. Every sentence is L pieces ([CLS] ... [SEP], padding), S candidat
 candidates per span: the first S spans in `find_candidates`' order (by first word, then last
 word; no gold is used to choose them), each span's candidates those of the entity table,
 most tagged first, their priors renormalised over the kept ones (only a table file without
-some synsets drops any); padding is masked everywhere. `gold` is the gold synset's position
-among the gold span's candidates (-1 at every other span and where it is no candidate), and
-`gold_slot` the gold span's slot (-1 where it is not among the kept spans).
+some entities drops any); padding is masked everywhere. `gold` is the gold entity's position
+among a gold span's candidates (-1 at every other span and where it is no candidate). Each
+gold mention is also listed (`mention_sentence`, `mention_slot`, `mention_entity`): its slot
+is -1 where its span is not among the kept spans, so that scores count every mention.
 
 Masked language modelling (BERT's corruption, `kgjax.text.masking`): the real word pieces
-may be predicted, except those of the gold span: the linker's supervision needs the word it
+may be predicted, except those of the gold spans: the linker's supervision needs the word it
 disambiguates (a [MASK] there would leave it to guess the sense of a word it cannot see).
 Every candidate span that covers a predicted position is dropped from that batch's KAR input
 (span mask false): its candidates name the hidden word (the gloss embeddings start with the
@@ -90,7 +92,9 @@ class Sentences:
       spans: int32 [N, S, 2]; span_mask: bool [N, S].
       candidate_ids: int32 [N, S, C]; candidate_priors: float32 [N, S, C];
       candidate_mask: bool [N, S, C].
-      gold: int32 [N, S]; gold_slot: int32 [N].
+      gold: int32 [N, S].
+      mention_sentence, mention_slot: int32 [M] each gold mention's sentence and slot (-1:
+        its span is not kept); mention_entity: [M] its gold entity's key.
       word_spans: int32 [N, S, 2] each kept span's (first, last) word.
       pad_id: the padding token's id.
       counts: what was kept and dropped (`prepare`).
@@ -105,7 +109,9 @@ class Sentences:
     candidate_priors: np.ndarray
     candidate_mask: np.ndarray
     gold: np.ndarray
-    gold_slot: np.ndarray
+    mention_sentence: np.ndarray
+    mention_slot: np.ndarray
+    mention_entity: tuple[str, ...]
     word_spans: np.ndarray
     pad_id: int
     counts: Mapping[str, int]
@@ -209,27 +215,26 @@ def prepare(
     pad_id: int,
     num_spans: int,
     num_candidates: int,
-    gold_spans: Sequence[tuple[int, int] | None] | None = None,
-    gold_synsets: Sequence[str | None] | None = None,
+    gold: Sequence[Sequence[tuple[tuple[int, int], str]]] | None = None,
 ) -> Sentences:
     """Tokenises sentences and pads their candidates (module docstring).
 
     Args:
       words: the N sentences' words.
       candidates: each sentence's `find_candidates` result (word positions).
-      rows: synset id -> row of the entity table; candidates without a row are dropped.
+      rows: entity key -> row of the entity table; candidates without a row are dropped.
       tokenizer: truncates and pads to L (`pretrained.fixed_length_tokenizer`).
       pad_id: its padding id.
       num_spans: S.
       num_candidates: C.
-      gold_spans: per sentence, the gold (first, last) word, or None; None for no gold at all.
-      gold_synsets: per sentence, the gold synset id, or None.
+      gold: per sentence, its gold mentions ((first, last) word, entity key), not
+        overlapping; None for no gold at all.
 
     Returns:
       The arrays, with `counts`: sentences, sentences_truncated (more pieces than L),
       candidate_spans (found), spans_kept, spans_cut_by_length, spans_over_budget (beyond
-      S), candidates_without_row, gold_spans_kept (gold span among the kept spans),
-      gold_in_candidates (and its synset among the span's candidates).
+      S), candidates_without_row, gold_mentions, gold_spans_kept (a gold span among the kept
+      spans), gold_in_candidates (and its entity among the span's candidates).
     """
     n = len(words)
     encodings = tokenizer.encode_batch([list(w) for w in words], is_pretokenized=True)
@@ -241,24 +246,32 @@ def prepare(
         candidate_priors=np.zeros((n, num_spans, num_candidates), np.float32),
         candidate_mask=np.zeros((n, num_spans, num_candidates), bool),
         gold=np.full((n, num_spans), -1, np.int32),
-        gold_slot=np.full(n, -1, np.int32),
         word_spans=np.zeros((n, num_spans, 2), np.int32),
     )
     counts = dict.fromkeys(
         ("sentences", "sentences_truncated", "candidate_spans", "spans_kept",
          "spans_cut_by_length", "spans_over_budget", "candidates_without_row",
-         "gold_spans_kept", "gold_in_candidates"),
+         "gold_mentions", "gold_spans_kept", "gold_in_candidates"),
         0,
     )  # fmt: skip
     counts["sentences"] = n
     maskable = np.zeros((n, length), bool)
+    mention_sentence, mention_slot, mention_entity = [], [], []
     for i, (encoding, found) in enumerate(zip(encodings, candidates, strict=True)):
         pieces = _piece_ranges(encoding.word_ids, len(words[i]))
         counts["sentences_truncated"] += bool(encoding.overflowing)
         maskable[i] = [w is not None for w in encoding.word_ids]
-        gold_span = gold_spans[i] if gold_spans is not None else None
-        if gold_span is not None and min(pieces[gold_span[0], 0], pieces[gold_span[1], 1]) >= 0:
-            maskable[i, pieces[gold_span[0], 0] : pieces[gold_span[1], 1] + 1] = False
+        gold_of = {}  # gold span -> its position in mention_*
+        for span, entity in gold[i] if gold is not None else ():
+            span = tuple(span)
+            gold_of[span] = len(mention_entity)
+            mention_sentence.append(i)
+            mention_slot.append(-1)
+            mention_entity.append(entity)
+            first, last = pieces[span[0], 0], pieces[span[1], 1]
+            if min(first, last) >= 0:  # else cut off at L: the span is dropped anyway
+                maskable[i, first : last + 1] = False
+        counts["gold_mentions"] += len(gold_of)
         slot = 0
         for span, synsets, priors in zip(found.spans, found.synsets, found.priors, strict=True):
             counts["candidate_spans"] += 1
@@ -281,12 +294,13 @@ def prepare(
             arrays["candidate_ids"][i, slot, : len(kept)] = [r for r, _, _ in kept]
             arrays["candidate_priors"][i, slot, : len(kept)] = [p / total for _, _, p in kept]
             arrays["candidate_mask"][i, slot, : len(kept)] = True
-            if gold_span is not None and tuple(span) == tuple(gold_span):
-                arrays["gold_slot"][i] = slot
+            mention = gold_of.get(tuple(span))
+            if mention is not None:
+                mention_slot[mention] = slot
                 counts["gold_spans_kept"] += 1
                 names = [s for _, s, _ in kept]
-                if gold_synsets[i] in names:
-                    arrays["gold"][i, slot] = names.index(gold_synsets[i])
+                if mention_entity[mention] in names:
+                    arrays["gold"][i, slot] = names.index(mention_entity[mention])
                     counts["gold_in_candidates"] += 1
             slot += 1
         counts["spans_kept"] += slot
@@ -294,6 +308,9 @@ def prepare(
         ids=np.array([e.ids for e in encodings], np.int32).reshape(n, length),
         mask=np.array([e.attention_mask for e in encodings], np.int32).reshape(n, length),
         maskable=maskable,
+        mention_sentence=np.asarray(mention_sentence, np.int32),
+        mention_slot=np.asarray(mention_slot, np.int32),
+        mention_entity=tuple(mention_entity),
         pad_id=pad_id,
         counts=counts,
         **arrays,

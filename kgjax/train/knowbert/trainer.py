@@ -1,30 +1,33 @@
-"""KnowBERT-W (Peters et al., EMNLP 2019) trained on WordNet's gloss examples, on the shared
-host loop.
+"""KnowBERT (Peters et al., EMNLP 2019) over WordNet (KnowBERT-W, trained on WordNet's gloss
+examples) or FB15k-237 (trained on its linked description corpus), on the shared host loop.
 
-  config -> validate -> WordNet -> gloss examples (the span using the synset's own lemma is
-  the gold link) -> held-out split by synset (seeded), seeded subsets -> candidate spans of
-  every sentence -> encoder (LM1 | LM2) and tokenizer -> frozen entity table -> sentences as
-  static arrays -> workdir -> host_loop.run(family) -> evaluation -> results.json
+  config -> validate -> knowledge base (`knowledge_bases`, `data.kb`) -> gold sentences
+  (WordNet: the span using the synset's own lemma; FB15k-237: every linked mention) ->
+  held-out split by group (synset; described entity; seeded), seeded subsets -> candidate
+  spans of every sentence -> encoder (LM1 | LM2) and tokenizer -> frozen entity table ->
+  sentences as static arrays -> workdir -> host_loop.run(family) -> evaluation -> results.json
 
 Each step: B training sentences, BERT-corrupted; KAR links their candidate spans and mixes
 the entities into LM1's output; the loss is the linker's cross-entropy at the gold spans plus
 the masked-token loss (`step.py`). The encoder learns at `optimizer.encoder_lr`, KAR and the
 token head at `optimizer.lr`; the entity table never changes.
 
-Evaluation, on the held-out gloss examples (whose synsets are never a gold label in
-training):
-  - linking: the answer for an example is the candidate with the highest psi at its gold
-    span, on the uncorrupted sentence; no answer where the gold span is not a kept candidate
-    span. Scored as WSD (`kgjax.data.wsd.score`: P = correct / answered, R = correct / all
-    examples, F1), beside the prior alone (the most tagged candidate: the most frequent
-    sense), and the accuracy where the gold synset is among the candidates;
+Evaluation, on the held-out sentences (WordNet: examples of synsets that are never a gold
+label in training; FB15k-237: descriptions of held-out entities):
+  - linking: the answer for a gold mention is the candidate with the highest psi at its
+    span, on the uncorrupted sentence; no answer where the span is not a kept candidate
+    span. Scored as WSD (`kgjax.data.wsd.score_answers`: P = correct / answered, R = correct
+    / all mentions, F1), beside the prior alone (the most tagged or most connected
+    candidate: the most frequent sense), and the accuracy where the gold is among the
+    candidates; the same again on the ambiguous mentions alone (a kept span with more than
+    one candidate: `linking/held_out_ambiguous`), where the prior alone can be wrong;
   - masked language modelling on the same sentences (one seeded corruption per sentence):
     loss, accuracy and perplexity with KAR and with KAR bypassed in the same parameters. The
     plain encoder trained without KAR on the same sentences and budget is the run with
     `encoder.kar=False` (configs/knowbert.py's `wordnet_mlm` row), evaluated the same way.
 
 `KnowBertRun.link(params, sentences)` links new sentences (lists of words) with any
-parameters of the run: every candidate span with its synsets, priors and linker scores.
+parameters of the run: every candidate span with its entities, priors and linker scores.
 
 One device for now: the encoder, KAR and the table are replicated.
 """
@@ -32,7 +35,6 @@ One device for now: the encoder, KAR and the table are replicated.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 from collections.abc import Sequence
@@ -49,14 +51,15 @@ from tqdm import tqdm
 from kgjax.checkpoints import Checkpointer
 from kgjax.config import ConfigError
 from kgjax.data import wordnet as wordnet_lib
-from kgjax.data import wordnet_examples, wsd
-from kgjax.data.wordnet_candidates import Candidates, find_candidates
+from kgjax.data import wsd
+from kgjax.data.wordnet_candidates import Candidates
 from kgjax.models.knowbert import KnowledgeAttentionRecontextualisation
 from kgjax.models.lm import pretrained
 from kgjax.train import host_loop
 from kgjax.train import workdir as workdir_lib
 from kgjax.train.knowbert import config as kb_config
 from kgjax.train.knowbert import entities as entities_lib
+from kgjax.train.knowbert import knowledge_bases as kb_lib
 from kgjax.train.knowbert import sentences as sentences_lib
 from kgjax.train.knowbert.step import (
     KnowBert,
@@ -78,7 +81,7 @@ class SpanScores(NamedTuple):
 
     Attributes:
       words: (first, last) word, inclusive.
-      synsets: its candidate synsets, most tagged first.
+      synsets: its candidate entities (synset ids, mids), highest prior first.
       priors: their priors.
       scores: their linker scores psi.
     """
@@ -89,31 +92,12 @@ class SpanScores(NamedTuple):
     scores: tuple[float, ...]
 
 
-@functools.lru_cache(maxsize=1)
-def _gloss_examples(wordnet: wordnet_lib.WordNet) -> wordnet_examples.GlossExamples:
-    """Every synset's gloss examples, memoised for the last database object: reading them
-    takes seconds, and a notebook (or a test) building several runs from one loaded WordNet
-    reads them once."""
-    return wordnet_examples.gloss_examples(wordnet)
-
-
 def _subset(items: Sequence, size: int, seed: int, stream: int) -> list:
     """A seeded subset of `size` items in their order; all of them for size 0."""
     if not size or size >= len(items):
         return list(items)
     chosen = np.random.default_rng([seed, _SUBSET, stream]).choice(len(items), size, replace=False)
     return [items[i] for i in np.sort(chosen)]
-
-
-def _term(index: int, example: wordnet_examples.Example) -> wsd.Term:
-    """A gloss example as a sense-tagged term, for the WSD scorer."""
-    first, last = example.span
-    return wsd.Term(
-        id=str(index), sentence=index, tokens=tuple(range(first, last + 1)),
-        lemma="_".join(example.tokens[first : last + 1]), tag="",
-        pos="a" if example.synset.endswith("-s") else example.synset[-1],
-        keys=(), synsets=(example.synset,),
-    )  # fmt: skip
 
 
 def _optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -128,28 +112,39 @@ class KnowBertRun:
 
     Attributes:
       config: the run's.
-      wordnet: the database.
+      kb: the knowledge base.
       lm: the pretrained encoder (config split at k, weights, tokenizer).
       tokenizer: `lm.tokenizer` truncating and padding to L.
       table: the frozen entity table.
       model: LM1 | KAR | LM2 and the token head.
       train: the training sentences; held_out: the held-out ones.
-      held_out_examples: the held-out gloss examples (words, gold span and synset).
+      held_out_examples: the held-out sentences (words, gold mentions, group).
       mask_id: the [MASK] token's id.
-      counts: examples found and missed, sentences and synsets per part.
+      counts: examples found and missed, sentences and groups per part.
     """
 
     config: ml_collections.ConfigDict
-    wordnet: wordnet_lib.WordNet
+    kb: kb_lib.KnowledgeBase
     lm: pretrained.Pretrained
     tokenizer: tokenizers.Tokenizer
     table: entities_lib.EntityTable
     model: KnowBert
     train: sentences_lib.Sentences
     held_out: sentences_lib.Sentences
-    held_out_examples: tuple[wordnet_examples.Example, ...]
+    held_out_examples: tuple[kb_lib.LinkedExample, ...]
     mask_id: int
     counts: dict
+
+    @property
+    def wordnet(self) -> wordnet_lib.WordNet:
+        """The WordNet database of a WordNet run.
+
+        Raises:
+          AttributeError: the run's knowledge base is not WordNet.
+        """
+        if not isinstance(self.kb, kb_lib.WordNetBase):
+            raise AttributeError(f"a {self.kb.name} run has no WordNet")
+        return self.kb.wordnet
 
     def initial_state(self, optimizer: optax.GradientTransformation) -> TrainState:
         """Step 0: the pretrained encoder, a fresh KAR and token head."""
@@ -184,12 +179,12 @@ class KnowBertRun:
         """
         return _prepare(
             self.config, tokenizer or self.tokenizer, self.lm.config.pad_token_id, self.table,
-            sentences, _candidates(self.config, self.wordnet, sentences, progress),
+            sentences, _candidates(self.config, self.kb, sentences, progress),
             num_spans=num_spans,
         )  # fmt: skip
 
     def link(self, params: dict, sentences: Sequence[Sequence[str]]) -> list[list[SpanScores]]:
-        """Links sentences: each candidate span's synsets, priors and linker scores psi.
+        """Links sentences: each candidate span's entities, priors and linker scores psi.
 
         Args:
           params: the run's parameters (a state's `params`).
@@ -232,14 +227,14 @@ class KnowBertRun:
 
 def _candidates(
     config: ml_collections.ConfigDict,
-    wordnet: wordnet_lib.WordNet,
+    kb: kb_lib.KnowledgeBase,
     words: Sequence[Sequence[str]],
     progress: bool = False,
 ) -> list[Candidates]:
-    """`find_candidates` of each sentence with the config's span and candidate limits."""
+    """The candidates of each sentence with the config's span and candidate limits."""
     data = config.data
     return [
-        find_candidates(w, wordnet, data.max_span_words, data.max_candidates)
+        kb.candidates(w, data.max_span_words, data.max_candidates)
         for w in tqdm(words, desc="candidates", unit="sentence", disable=not progress)
     ]
 
@@ -251,8 +246,7 @@ def _prepare(
     table: entities_lib.EntityTable,
     words: Sequence[Sequence[str]],
     candidates: Sequence[Candidates],
-    gold_spans=None,
-    gold_synsets=None,
+    gold=None,
     num_spans: int | None = None,
 ) -> sentences_lib.Sentences:
     """`sentences.prepare` with the config's budgets (S: `num_spans` if given) and the table's
@@ -260,7 +254,7 @@ def _prepare(
     return sentences_lib.prepare(
         words, candidates, table.rows, tokenizer, pad_id=pad_id,
         num_spans=num_spans or config.data.max_spans, num_candidates=config.data.max_candidates,
-        gold_spans=gold_spans, gold_synsets=gold_synsets,
+        gold=gold,
     )  # fmt: skip
 
 
@@ -269,22 +263,20 @@ def build(
     progress: bool = True,
     wordnet: wordnet_lib.WordNet | None = None,
 ) -> KnowBertRun:
-    """Validates the config, reads WordNet and the encoder, builds the table and sentences.
+    """Validates the config, reads the knowledge base and the encoder, builds the table and
+    sentences.
 
     Args:
-      wordnet: an already loaded database (else read from `data.data_dir`).
+      wordnet: an already loaded WordNet for a WordNet run (else read from `data.data_dir`).
 
     Raises:
       ConfigError, DataError, CheckpointError: bad config, data or encoder folder.
     """
     kb_config.validate(config)
     data = config.data
-    if wordnet is None:
-        wordnet = wordnet_lib.load_wordnet(data.data_dir or None)
-    found = _gloss_examples(wordnet)
-    train_examples, held_examples = wordnet_examples.split_by_synset(
-        found.examples, data.held_out_fraction, config.seed
-    )
+    kb = kb_lib.load(data.kb, data.data_dir or None, data.prior, wordnet)
+    examples, example_counts = kb.examples()
+    train_examples, held_examples = kb.split(examples, data.held_out_fraction, config.seed)
     train_examples = _subset(train_examples, data.num_train_sentences, config.seed, 0)
     held_examples = _subset(held_examples, data.num_held_out_sentences, config.seed, 1)
     parts = {"train": train_examples, "held_out": held_examples}
@@ -303,8 +295,8 @@ def build(
     if mask_id is None:
         raise ConfigError(f"config.encoder.path: {lm.path}'s tokenizer has no [MASK] token")
 
-    words = {part: [e.tokens for e in examples] for part, examples in parts.items()}
-    candidates = {part: _candidates(config, wordnet, w, progress) for part, w in words.items()}
+    words = {part: [e.words for e in examples] for part, examples in parts.items()}
+    candidates = {part: _candidates(config, kb, w, progress) for part, w in words.items()}
     used = {
         synset
         for part in candidates.values()
@@ -312,7 +304,7 @@ def build(
         for span in sentence.synsets
         for synset in span
     }
-    table = entities_lib.build_table(config.entities, wordnet, used, lm, progress)
+    table = entities_lib.build_table(config.entities, kb, used, lm, progress)
     width = table.vectors.shape[1]
     if width % config.kar.num_heads:
         raise ConfigError(
@@ -329,21 +321,18 @@ def build(
             table,
             words[part],
             candidates[part],
-            [e.span for e in examples],
-            [e.synset for e in examples],
+            [e.gold for e in examples],
         )
         for part, examples in parts.items()
     }
+    group = "synsets" if kb.name == "wordnet" else "groups"
     counts = {
-        "examples": len(found.examples),
-        "examples_missed": len(found.missed),
-        **{
-            f"{part}_synsets": len({e.synset for e in examples}) for part, examples in parts.items()
-        },
+        **example_counts,
+        **{f"{part}_{group}": len({e.group for e in ex}) for part, ex in parts.items()},
     }
     return KnowBertRun(
         config=config,
-        wordnet=wordnet,
+        kb=kb,
         lm=lm,
         tokenizer=tokenizer,
         table=table,
@@ -367,7 +356,8 @@ def restore(
 
     Args:
       workdir: a `knowbert` run's folder (config.json and checkpoints/).
-      wordnet: an already loaded WordNet (else read from the saved `data.data_dir`).
+      wordnet: an already loaded WordNet for a WordNet run (else read from the saved
+        `data.data_dir`).
 
     Returns:
       (the run's `KnowBertRun`, its parameters: what `link` and the evaluation read).
@@ -406,22 +396,37 @@ def _language(nll: np.ndarray, hits: np.ndarray, weights: np.ndarray) -> dict:
 
 
 def _answers(setup: KnowBertRun, values: np.ndarray, indices: np.ndarray) -> list[str | None]:
-    """Per held-out example, the candidate with the highest value at its gold span, or None.
+    """Per held-out gold mention, the candidate with the highest value at its span, or None
+    where its span is not kept.
 
     Args:
       values: float [G, B, S, C] scores per slot of the evaluation batches.
       indices: int [G, B] their sentences (-1 at padding).
     """
     held = setup.held_out
-    answers: list[str | None] = [None] * len(held)
-    for (g, b), j in np.ndenumerate(indices):
-        slot = held.gold_slot[j] if j >= 0 else -1
+    where = {int(j): (g, b) for (g, b), j in np.ndenumerate(indices) if j >= 0}
+    answers: list[str | None] = []
+    for j, slot in zip(held.mention_sentence, held.mention_slot, strict=True):
         if slot < 0:
+            answers.append(None)
             continue
         valid = held.candidate_mask[j, slot]
-        best = int(np.argmax(np.where(valid, values[g, b, slot], -np.inf)))
-        answers[j] = setup.table.synsets[held.candidate_ids[j, slot, best]]
+        best = int(np.argmax(np.where(valid, values[(*where[int(j)], slot)], -np.inf)))
+        answers.append(setup.table.synsets[held.candidate_ids[j, slot, best]])
     return answers
+
+
+def _linking(answers: dict[str, list], golds: list, linkable: int, selected: np.ndarray) -> dict:
+    """Each system's scores over the mentions `selected` (bool [M])."""
+    chosen = np.flatnonzero(selected)
+    block = {}
+    for name, given in answers.items():
+        scores = wsd.score_answers([given[m] for m in chosen], [golds[m] for m in chosen])
+        block[name] = {
+            **scores._asdict(),
+            "accuracy_where_gold_is_a_candidate": scores.correct / max(linkable, 1),
+        }
+    return block
 
 
 def evaluate(setup: KnowBertRun, evaluate_fn, table, params, batches) -> dict:
@@ -437,19 +442,28 @@ def evaluate(setup: KnowBertRun, evaluate_fn, table, params, batches) -> dict:
     if "scores" not in out:
         return results
     results["language/held_out"]["with_kar"] = _language(out["kar_nll"], out["kar_hits"], weights)
-    terms = [_term(i, e) for i, e in enumerate(setup.held_out_examples)]
+    held = setup.held_out
     priors = np.where(np.asarray(clean.candidate_mask), np.asarray(clean.candidate_priors), -1.0)
-    linkable = int(setup.held_out.counts["gold_in_candidates"])
-    linking = {}
-    for name, values in (("kar", out["scores"]), ("prior", priors)):
-        scores = wsd.score(_answers(setup, values, indices), terms)
-        linking[name] = {
-            **scores._asdict(),
-            "accuracy_where_gold_is_a_candidate": scores.correct / max(linkable, 1),
-        }
-    linking["examples"] = len(terms)
-    linking["gold_in_candidates"] = linkable
-    results["linking/held_out"] = linking
+    answers = {
+        "kar": _answers(setup, out["scores"], indices),
+        "prior": _answers(setup, priors, indices),
+    }
+    golds = [{entity} for entity in held.mention_entity]
+    kept = held.mention_slot >= 0
+    slot = np.maximum(held.mention_slot, 0)
+    among = held.gold[held.mention_sentence, slot] >= 0
+    ambiguous = kept & (held.candidate_mask[held.mention_sentence, slot].sum(-1) > 1)
+    every = np.ones(len(golds), bool)
+    results["linking/held_out"] = {
+        **_linking(answers, golds, int((kept & among).sum()), every),
+        "examples": len(golds),
+        "gold_in_candidates": int((kept & among).sum()),
+    }
+    results["linking/held_out_ambiguous"] = {
+        **_linking(answers, golds, int((ambiguous & among).sum()), ambiguous),
+        "mentions": int(ambiguous.sum()),
+        "gold_in_candidates": int((ambiguous & among).sum()),
+    }
     return results
 
 
@@ -470,16 +484,18 @@ def train(
     progress: bool = True,
     wordnet: wordnet_lib.WordNet | None = None,
 ) -> dict:
-    """Trains KnowBERT-W, evaluates it and writes `<workdir>/results.json`; resumes.
+    """Trains KnowBERT, evaluates it and writes `<workdir>/results.json`; resumes.
 
     Nothing is written before the config, the encoder and the data validate.
 
     Args:
-      wordnet: an already loaded WordNet (else read from `data.data_dir`).
+      wordnet: an already loaded WordNet for a WordNet run (else read from `data.data_dir`).
 
     Returns:
       {"linking/held_out": {"kar", "prior": {correct, attempted, total, precision, recall,
-      f1, accuracy_where_gold_is_a_candidate}, "examples", "gold_in_candidates"} (with KAR),
+      f1, accuracy_where_gold_is_a_candidate}, "examples" (gold mentions),
+      "gold_in_candidates"} and "linking/held_out_ambiguous" (the same over the mentions
+      with more than one candidate, and "mentions") (with KAR),
       "language/held_out": {"with_kar" (with KAR), "without_kar": {token_loss,
       token_accuracy, token_perplexity, token_targets}}, "sentences": {"train", "held_out":
       `sentences.prepare`'s counts}, "examples", "entities", "steps", "train_seconds",
